@@ -1,0 +1,1 @@
+"""Instrument families, one folder each; nothing is shared sideways between them."""

@@ -1,0 +1,175 @@
+"""CryomechCPA: the Tango face of a Cryomech CPA helium compressor (thin: table + state map)."""
+
+from __future__ import annotations
+
+from tango import CmdArgType, DevState
+from tango.server import command, device_property
+
+from ...server.base import PlantDevice
+from . import protocol
+from .driver import CpaDriver
+
+# CPA1114 error/warning set points (PT420 §7.7.7), in the manual's own units (psig, degF):
+# (min_alarm, min_warning, max_warning, max_alarm); None where the manual gives none or where a
+# limit would alarm on normal idle readings (ΔP is slightly negative when stopped; the motor
+# current reads near zero when idle).
+CPA1114_LIMITS_PSI_DEGF = {
+    "CoolantInTemperature": (40, 45, 85, 110),
+    "CoolantOutTemperature": (40, 45, 110, 125),
+    "OilTemperature": (40, 45, 110, 125),
+    "HeliumTemperature": (40, 45, 170, 190),
+    "HighPressure": (150, 170, 375, 400),
+    "HighPressureAverage": (150, 170, 375, 400),
+    "LowPressure": (40, 50, 240, 250),
+    "LowPressureAverage": (40, 50, 240, 250),
+    "DeltaPressureAverage": (None, None, 275, 400),
+}
+
+# name → (kind, label, description); kind picks the unit and format.
+ANALOG = {
+    "CoolantInTemperature": ("temperature", "Coolant in", "Cooling water temperature at the inlet"),
+    "CoolantOutTemperature": ("temperature", "Coolant out", "Cooling water temperature at the outlet"),
+    "OilTemperature": ("temperature", "Oil", "Oil temperature"),
+    "HeliumTemperature": ("temperature", "Helium", "Helium discharge temperature"),
+    "LowPressure": ("pressure", "Low pressure", "Return (low side) gauge pressure"),
+    "LowPressureAverage": ("pressure", "Low pressure avg", "Return gauge pressure, panel average"),
+    "HighPressure": ("pressure", "High pressure", "Supply (high side) gauge pressure"),
+    "HighPressureAverage": ("pressure", "High pressure avg", "Supply gauge pressure, panel average"),
+    "DeltaPressureAverage": (
+        "pressure",
+        "Delta pressure avg",
+        "High minus low pressure, panel average (slightly negative when stopped)",
+    ),
+    "MotorCurrent": ("current", "Motor current", "Current of one phase of the compressor motor"),
+    "HoursOfOperation": ("hours", "Hours of operation", "Running hours counted by the panel"),
+}
+FIXED_UNITS = {"current": ("A", "%.1f"), "hours": ("h", "%.1f")}
+FORMATS = {"temperature": "%.1f", "pressure": "%.2f"}
+
+OTHER = {
+    "OperatingState": dict(
+        dtype=CmdArgType.DevEnum, enum_labels=protocol.STATE_LABELS, label="Operating state",
+        doc="Operating state reported by the panel (register 30001)",
+    ),
+    "OperatingStateCode": dict(dtype=int, label="Operating state code", doc="Raw code of register 30001"),
+    "CompressorRunning": dict(dtype=bool, label="Compressor running", doc="Compressor motor energized"),
+    "Warnings": dict(dtype=(str,), max_dim_x=32, label="Warnings", doc="Active warning conditions"),
+    "Alarms": dict(dtype=(str,), max_dim_x=32, label="Alarms", doc="Active alarm (error) conditions"),
+    "WarningCode": dict(dtype=int, label="Warning code", format="0x%08X", doc="Warning bit mask"),
+    "AlarmCode": dict(dtype=int, label="Alarm code", format="0x%08X", doc="Alarm (error) bit mask"),
+    "PressureScale": dict(dtype=str, label="Panel pressure scale", doc="Unit shown on the panel (30029)"),
+    "TemperatureScale": dict(dtype=str, label="Panel temperature scale", doc="Unit shown on the panel (30030)"),
+    "Model": dict(dtype=str, label="Model", doc="Compressor model decoded from register 30032"),
+    "PanelSerialNumber": dict(dtype=int, label="Panel serial number", doc="Register 30031"),
+    "SoftwareRevision": dict(dtype=str, label="Software revision", doc="Panel software revision"),
+}
+
+TEMPERATURE_UNITS = ("degC", "K", "degF")
+PRESSURE_UNITS = ("bar", "psi", "kPa")
+PANEL_FORMATS = {"auto": None, "CPA2": protocol.BLOCK_COUNT_CPA2, "CPA3": protocol.BLOCK_COUNT_CPA3}
+
+
+class CryomechCPA(PlantDevice):
+    """Cryomech CPA-series helium compressor over Modbus TCP or RTU."""
+
+    UnitId = device_property(dtype=int, doc="Modbus unit id (default 1 for TCP, 16 for serial)")
+    Baudrate = device_property(dtype=int, default_value=115200, doc="RTU baud rate")
+    Parity = device_property(dtype=str, default_value="N", doc="RTU parity: N, E or O")
+    StopBits = device_property(dtype=int, default_value=1, doc="RTU stop bits")
+    TemperatureUnit = device_property(dtype=str, default_value="degC", doc="degC, K or degF")
+    PressureUnit = device_property(dtype=str, default_value="bar", doc="bar, psi or kPa")
+    PanelFormat = device_property(
+        dtype=str, default_value="auto", doc="auto, CPA2 (53 registers) or CPA3 (55 registers)"
+    )
+    StopValue = device_property(
+        dtype=int, default_value=0x00FF, doc="Value written to 40001 to stop (manual: 0x00FF; vendor samples: 0xFFFF)"
+    )
+
+    def create_driver(self) -> CpaDriver:
+        if self.TemperatureUnit not in TEMPERATURE_UNITS:
+            raise ValueError(f"TemperatureUnit {self.TemperatureUnit!r} is not one of {', '.join(TEMPERATURE_UNITS)}")
+        if self.PressureUnit not in PRESSURE_UNITS:
+            raise ValueError(f"PressureUnit {self.PressureUnit!r} is not one of {', '.join(PRESSURE_UNITS)}")
+        if self.PanelFormat not in PANEL_FORMATS:
+            raise ValueError(f"PanelFormat {self.PanelFormat!r} is not one of {', '.join(PANEL_FORMATS)}")
+        return CpaDriver(
+            self.Url,
+            unit_id=self.UnitId,
+            baudrate=self.Baudrate,
+            parity=self.Parity,
+            stopbits=self.StopBits,
+            timeout=self.Timeout,
+            retries=self.Retries,
+            temperature_unit=self.TemperatureUnit,
+            pressure_unit=self.PressureUnit,
+            block_count=PANEL_FORMATS[self.PanelFormat],
+            stop_value=self.StopValue,
+        )
+
+    def initialize_dynamic_attributes(self) -> None:
+        units = {"temperature": self.TemperatureUnit, "pressure": self.PressureUnit}
+        for name, (kind, label, doc) in ANALOG.items():
+            unit, fmt = FIXED_UNITS.get(kind) or (units.get(kind, ""), FORMATS[kind])
+            props = dict(dtype=float, unit=unit, format=fmt, label=label, doc=doc)
+            props.update(self._default_limits(name, kind))
+            self.add_snapshot_attribute(name, **props)
+        for name, props in OTHER.items():
+            self.add_snapshot_attribute(name, **props)
+
+    def _default_limits(self, name: str, kind: str) -> dict[str, str]:
+        """The CPA1114 set points converted to this device's units (the DB may override them)."""
+        limits = CPA1114_LIMITS_PSI_DEGF.get(name)
+        if limits is None:
+            return {}
+        if kind == "temperature":
+            convert = lambda v: protocol.convert_temperature(v, "degF", self.TemperatureUnit)  # noqa: E731
+        else:
+            convert = lambda v: protocol.convert_pressure(v, "psi", self.PressureUnit)  # noqa: E731
+        keys = ("min_alarm", "min_warning", "max_warning", "max_alarm")
+        return {k: f"{convert(v):.2f}" for k, v in zip(keys, limits) if v is not None}
+
+    # ---- State / Status ----------------------------------------------------------------------
+    def instrument_state(self, values: dict) -> tuple[DevState, str]:
+        code = values.get("OperatingStateCode")
+        warnings = ", ".join(values.get("Warnings") or ())
+        alarms = ", ".join(values.get("Alarms") or ())
+        if code is None:
+            return DevState.UNKNOWN, "The panel's operating state could not be decoded"
+        if code == 6:
+            return DevState.FAULT, (
+                "Error lockout (6 errors within one hour). Clear the lockout in the panel's lockout "
+                "menu, wait the 30-minute cool-down, then start again."
+                + (f" Errors: {alarms}." if alarms else "")
+            )
+        if code in (7, 9) or (alarms and code not in (2, 3)):
+            kind = "Power related error" if code == 9 else "Error"
+            return DevState.FAULT, (
+                f"{kind}: {alarms or 'no condition reported'}. Correct the cause; the error is latched "
+                "until reset at the panel or by a start request."
+            )
+        if code == 8:
+            return DevState.FAULT, (
+                "Helium over-temperature cool-down: the panel holds a forced off-time; a start request "
+                "waits until its countdown ends."
+            )
+        if code in (2, 5):
+            return DevState.MOVING, "Compressor starting" if code == 2 else "Compressor stopping"
+        if code in (15, 16):
+            return DevState.ALARM, "Panel recovering from an error; check Alarms before starting"
+        if code not in (0, 3):
+            return DevState.ALARM, f"The panel reports an undocumented operating state code {code}"
+        running = code == 3
+        if warnings:
+            return DevState.ALARM, f"Compressor {'running' if running else 'idle'} with warnings: {warnings}"
+        if running:
+            return DevState.ON, "Compressor running"
+        return DevState.OFF, "Compressor idle, ready to start"
+
+    # ---- commands ----------------------------------------------------------------------------
+    @command(doc_in="Start the compressor (write 0x0001 to 40001) and wait until it reports starting")
+    def On(self) -> None:
+        self.run_on_instrument("On", lambda drv: drv.switch(True))
+
+    @command(doc_in="Stop the compressor (write StopValue to 40001) and wait until it reports stopping")
+    def Off(self) -> None:
+        self.run_on_instrument("Off", lambda drv: drv.switch(False))

@@ -1,0 +1,1 @@
+"""What every instrument shares: base device, I/O worker, links, CLI, embedded demo plant."""

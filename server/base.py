@@ -1,0 +1,252 @@
+"""The base Tango device every instrument class derives from.
+
+It owns the common device properties, the I/O worker, the diagnostic attributes and the
+mapping of communication state + instrument state to Tango State/Status. Subclasses stay thin:
+they build a driver, declare their attributes (read from the snapshot with
+:meth:`PlantDevice.read_from_snapshot`), map the instrument's own status with
+:meth:`PlantDevice.instrument_state`, and turn commands into queued jobs with
+:meth:`PlantDevice.run_on_instrument`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, Callable
+
+import tango
+from tango import AttrQuality, AttrWriteType, DevState, GreenMode
+from tango.server import Device, attribute, device_property
+
+from .errors import CommandRefused, CommError, NotVerified
+from .worker import Comm, IOWorker, Snapshot
+
+# Reasons of the DevFailed errors we raise: stable strings a sequence can test for.
+REASON_READ_ONLY = "PlantDS_ReadOnly"
+REASON_OUT_OF_RANGE = "PlantDS_OutOfRange"
+REASON_NOT_REACHABLE = "PlantDS_NotReachable"
+REASON_REFUSED = "PlantDS_CommandRefused"
+REASON_NOT_VERIFIED = "PlantDS_NotVerified"
+REASON_FAILED = "PlantDS_InstrumentError"
+
+# Placeholder written with ATTR_INVALID quality; clients never see it (Tango drops the value).
+_INVALID_PLACEHOLDER = {
+    tango.CmdArgType.DevDouble: 0.0,
+    tango.CmdArgType.DevFloat: 0.0,
+    tango.CmdArgType.DevLong: 0,
+    tango.CmdArgType.DevLong64: 0,
+    tango.CmdArgType.DevShort: 0,
+    tango.CmdArgType.DevULong: 0,
+    tango.CmdArgType.DevUShort: 0,
+    tango.CmdArgType.DevBoolean: False,
+    tango.CmdArgType.DevString: "",
+    tango.CmdArgType.DevEnum: 0,
+}
+
+
+def fail(reason: str, message: str, origin: str = "PlantDS") -> None:
+    """Raise a DevFailed whose description is the operator-readable ``message``."""
+    tango.Except.throw_exception(reason, message, origin)
+
+
+def check_number(name: str, value: float, low: float | None = None, high: float | None = None) -> float:
+    """Refuse NaN/inf and values outside [low, high] with a message naming the limit."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        fail(REASON_OUT_OF_RANGE, f"{name}: {value!r} is not a number")
+    if not math.isfinite(value):
+        fail(REASON_OUT_OF_RANGE, f"{name}: {value} is not a finite number; nothing was sent")
+    if low is not None and value < low:
+        fail(REASON_OUT_OF_RANGE, f"{name}: {value:g} is below the minimum {low:g}; nothing was sent")
+    if high is not None and value > high:
+        fail(REASON_OUT_OF_RANGE, f"{name}: {value:g} is above the maximum {high:g}; nothing was sent")
+    return value
+
+
+class PlantDevice(Device):
+    """Common properties, I/O worker, diagnostics and State/Status for one instrument."""
+
+    green_mode = GreenMode.Synchronous
+
+    Url = device_property(dtype=str, mandatory=True, doc="Transport URL of the instrument")
+    RefreshPeriod = device_property(dtype=int, default_value=1000, doc="Refresh cycle period [ms]")
+    Timeout = device_property(dtype=float, default_value=1.0, doc="Reply timeout per request [s]")
+    Retries = device_property(dtype=int, default_value=2, doc="Resends after a timeout")
+    ReadOnly = device_property(
+        dtype=bool, default_value=False, doc="Refuse every write and command that changes the instrument"
+    )
+
+    # ---- hooks for subclasses ----------------------------------------------------------------
+    def create_driver(self) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def instrument_state(self, values: dict[str, Any]) -> tuple[DevState, str]:  # pragma: no cover
+        """Map one snapshot to (State, Status text) while communication is good."""
+        raise NotImplementedError
+
+    def on_snapshot(self, snapshot: Snapshot) -> None:
+        """Called on the worker thread after each refresh (e.g. to push events)."""
+
+    # ---- life cycle --------------------------------------------------------------------------
+    def init_device(self) -> None:
+        super().init_device()
+        self.worker: IOWorker | None = None
+        self.set_state(DevState.INIT)
+        self.set_status("Connecting to the instrument")
+        try:
+            driver = self.create_driver()
+        except (ValueError, KeyError) as exc:
+            # A configuration error: say which property to fix; stay alive so Init can retry.
+            self.set_state(DevState.FAULT)
+            self.set_status(f"Configuration error: {exc}. Fix the device properties and run Init.")
+            self.error_stream(f"configuration error: {exc}")
+            return
+        self.worker = IOWorker(
+            self.get_name(), driver, self.RefreshPeriod / 1000.0, on_refresh=self.on_snapshot
+        )
+        self.worker.start()
+
+    def delete_device(self) -> None:
+        if getattr(self, "worker", None) is not None:
+            self.worker.stop()
+            self.worker = None
+        super().delete_device()
+
+    # ---- State / Status ----------------------------------------------------------------------
+    def _current_state(self) -> tuple[DevState, str]:
+        worker = self.worker
+        if worker is None:
+            return self.get_state(), self.get_status()
+        if worker.comm is Comm.CONNECTING:
+            return DevState.INIT, f"Connecting to {self.Url}"
+        if worker.comm is Comm.LOST:
+            return DevState.UNKNOWN, (
+                f"Instrument not reachable at {self.Url}: {worker.reason}. "
+                "Retrying automatically; check power, cable and network."
+            )
+        if worker.is_stale():
+            age = time.time() - worker.snapshot.time if worker.snapshot.time else float("inf")
+            return DevState.UNKNOWN, f"No fresh data from the instrument for {age:.1f} s"
+        return self.instrument_state(dict(worker.snapshot.values))
+
+    def dev_state(self) -> DevState:
+        state, status = self._current_state()
+        self.set_state(state)
+        self.set_status(status)
+        # The default implementation turns ON into ALARM when an attribute is out of limits.
+        return super().dev_state()
+
+    def dev_status(self) -> str:
+        self.dev_state()
+        return super().dev_status()
+
+    # ---- reading from the snapshot -----------------------------------------------------------
+    def snapshot_value(self, key: str) -> tuple[Any, float, bool]:
+        """(value, acquisition time, valid) of ``key`` in the current snapshot."""
+        worker = self.worker
+        if worker is None:
+            return None, time.time(), False
+        snap = worker.snapshot
+        value = snap.values.get(key)
+        valid = worker.comm is Comm.CONNECTED and not worker.is_stale() and value is not None
+        return value, snap.time or time.time(), valid
+
+    def read_from_snapshot(self, attr: tango.Attribute):
+        """Generic read method: the attribute's name is its key in the snapshot."""
+        value, stamp, valid = self.snapshot_value(attr.get_name())
+        if valid:
+            return value, stamp, AttrQuality.ATTR_VALID
+        return self.invalid_placeholder(attr), stamp, AttrQuality.ATTR_INVALID
+
+    def add_snapshot_attribute(self, name: str, fset: Callable | None = None, **props) -> None:
+        """Add a dynamic attribute read from the snapshot under ``name``.
+
+        Dynamic, because the read method then receives the attribute (one generic reader for all)
+        and because units, families and command tables decide at Init which attributes exist.
+        ``fset(attr)`` makes it read/write.
+        """
+        access = AttrWriteType.READ_WRITE if fset else AttrWriteType.READ
+        self.add_attribute(
+            attribute(name=name, fget=self.read_from_snapshot, fset=fset, access=access, **props)
+        )
+
+    @staticmethod
+    def invalid_placeholder(attr: tango.Attribute) -> Any:
+        if attr.get_data_format() != tango.AttrDataFormat.SCALAR:
+            return [""] if attr.get_data_type() == tango.CmdArgType.DevString else []
+        return _INVALID_PLACEHOLDER.get(attr.get_data_type(), 0)
+
+    # ---- writes and commands -----------------------------------------------------------------
+    def check_writable(self, what: str) -> None:
+        if self.ReadOnly:
+            fail(
+                REASON_READ_ONLY,
+                f"{what} refused: this device is configured ReadOnly (device property ReadOnly=true). "
+                "Nothing was sent to the instrument.",
+            )
+
+    def run_on_instrument(self, what: str, job: Callable[[Any], Any], timeout: float | None = None) -> Any:
+        """Run ``job(driver)`` on the I/O worker, between refresh cycles, and wait for it.
+
+        Every instrument error becomes a DevFailed with a message the operator can act on.
+        """
+        self.check_writable(what)
+        if self.worker is None:
+            fail(REASON_NOT_REACHABLE, f"{what} refused: the device is not configured ({self.get_status()})")
+        future = self.worker.submit(job)
+        if timeout is None:
+            timeout = self.Timeout * (self.Retries + 1) * 3 + self.RefreshPeriod / 1000.0
+        try:
+            result = future.result(timeout)
+        except FutureTimeout:
+            fail(REASON_NOT_REACHABLE, f"{what}: no answer from the instrument within {timeout:.1f} s")
+        except CommError as exc:
+            fail(REASON_NOT_REACHABLE, f"{what} failed: {exc}")
+        except ValueError as exc:
+            fail(REASON_OUT_OF_RANGE, f"{what} refused: {exc}")
+        except CommandRefused as exc:
+            fail(REASON_REFUSED, f"{what} refused: {exc}")
+        except NotVerified as exc:
+            fail(REASON_NOT_VERIFIED, f"{what} not confirmed by the instrument: {exc}")
+        except tango.DevFailed:
+            raise
+        except Exception as exc:
+            fail(REASON_FAILED, f"{what} failed: {exc}")
+        self.worker.refresh_now()
+        return result
+
+    # ---- diagnostics -------------------------------------------------------------------------
+    @attribute(
+        dtype=int,
+        label="Communication errors",
+        doc="Failed refresh cycles and connection attempts since the device started",
+    )
+    def CommunicationErrors(self) -> int:
+        return self.worker.errors if self.worker else 0
+
+    @attribute(
+        dtype=float,
+        label="Last update",
+        unit="s",
+        format="%.3f",
+        doc="Time of the last good refresh, in seconds since 1970-01-01 UTC (0 = never)",
+    )
+    def LastUpdate(self) -> float:
+        return self.worker.last_update if self.worker else 0.0
+
+    @attribute(
+        dtype=float,
+        label="Round-trip time",
+        unit="ms",
+        format="%.1f",
+        doc="Duration of the last refresh cycle on the wire",
+    )
+    def RoundTripTime(self):
+        rtt = self.worker.round_trip_ms if self.worker else float("nan")
+        if math.isnan(rtt):
+            return 0.0, time.time(), AttrQuality.ATTR_INVALID
+        return rtt
+
+

@@ -1,0 +1,39 @@
+"""``plantds``: the operator command line (demo plant, simulators, site configuration)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# Simulators by CLI name → module; each module offers add_arguments(parser) and run(args).
+SIMULATORS = {
+    "cpa": "plantds.devices.cryomech.simulator",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="plantds", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    from . import demo
+
+    demo_parser = sub.add_parser("demo", help="run the embedded demo plant until Ctrl-C")
+    demo.add_arguments(demo_parser)
+    demo_parser.set_defaults(run=demo.run)
+
+    sim_parser = sub.add_parser("simulate", help="run one instrument simulator until Ctrl-C")
+    sims = sim_parser.add_subparsers(dest="instrument", required=True)
+    for name, module_name in SIMULATORS.items():
+        module = importlib.import_module(module_name)
+        p = sims.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
+        module.add_arguments(p)
+        p.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    sys.exit(args.run(args) or 0)

@@ -1,0 +1,102 @@
+"""``plantds demo``: the embedded demo plant.
+
+Embedded Tango DB (pytango-db, sqlite in a state folder) → db/demo.json loaded with dsconfig →
+the instrument simulators → the PlantDS server. Prints how to connect, runs until Ctrl-C, then
+stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import tango
+
+from . import config
+from .processes import embedded_database, plantds_server
+
+DEFAULT_TANGO_HOST = "127.0.0.1:10000"
+
+
+def demo_devices(demo_json: Path) -> dict[str, str]:
+    """device name → Tango class, for the PlantDS/demo server in ``demo_json``."""
+    servers = json.loads(demo_json.read_text())["servers"]
+    return {
+        device: cls
+        for cls, devices in servers["PlantDS"]["demo"].items()
+        for device in devices
+    }
+
+
+def simulators() -> list:
+    """The simulators serving the URLs written in db/demo.json (ports fixed there)."""
+    from ..devices.cryomech.simulator import CpaSimulator
+
+    return [CpaSimulator(port=15020)]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir", type=Path, default=Path(os.environ.get("PLANTDS_STATE", ".state")) / "demo",
+        help="folder for the sqlite Tango DB and logs (default: ./.state/demo)",
+    )
+    parser.add_argument("--run-for", type=float, default=None, help="stop by itself after N seconds")
+
+
+def run(args: argparse.Namespace) -> int:
+    tango_host = os.environ.get("TANGO_HOST") or DEFAULT_TANGO_HOST
+    os.environ["TANGO_HOST"] = tango_host
+    state: Path = args.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    demo_json = config.bundled("demo.json")
+    devices = demo_devices(demo_json)
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+    with contextlib.ExitStack() as stack:
+        print(f"Starting the embedded Tango database at {tango_host} ({state / 'tango_database.db'})", flush=True)
+        stack.enter_context(embedded_database(tango_host, state / "tango_database.db", state / "databaseds.log"))
+        _, report = config.json2tango(demo_json, tango_host, write=True)
+        print(f"Loaded {demo_json} with dsconfig", flush=True)
+        for sim in simulators():
+            stack.enter_context(sim)
+            print(f"Simulator running: {sim}", flush=True)
+        print("Starting PlantDS/demo ...", flush=True)
+        stack.enter_context(plantds_server("demo", list(devices), tango_host, state / "PlantDS-demo.log"))
+        _print_banner(tango_host, devices, state)
+        deadline = None if args.run_for is None else time.monotonic() + args.run_for
+        while not stop.wait(0.5):
+            if deadline is not None and time.monotonic() > deadline:
+                break
+        print("Stopping the demo plant ...", flush=True)
+    print("Demo stopped.", flush=True)
+    return 0
+
+
+def _print_banner(tango_host: str, devices: dict[str, str], state: Path) -> None:
+    lines = ["", "plantds demo plant is running.", f"  export TANGO_HOST={tango_host}", "  Devices:"]
+    for name, cls in devices.items():
+        try:
+            proxy = tango.DeviceProxy(name)
+            lines.append(f"    {name:24s} {cls:20s} State {proxy.state()}: {proxy.status()}")
+        except tango.DevFailed as exc:
+            lines.append(f"    {name:24s} {cls:20s} not answering: {exc.args[0].desc}")
+    first = next(iter(devices))
+    lines += [
+        "  Try, from another shell:",
+        f"    TANGO_HOST={tango_host} python -c \"import tango; d = tango.DeviceProxy('{first}'); "
+        "print(d.state(), d.HighPressure, d.read_attribute('HighPressure').quality)\"",
+        f"    TANGO_HOST={tango_host} python -c \"import tango; tango.DeviceProxy('{first}').On()\"",
+        f"  Logs: {state}",
+        "  Ready. Press Ctrl-C to stop everything.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)

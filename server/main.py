@@ -1,0 +1,29 @@
+"""``PlantDS <instance>``: the one Tango server hosting every instrument class."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from tango.server import run
+
+
+def device_classes() -> list[type]:
+    """Every instrument class the server hosts (imported here so ``plantds`` CLI stays light)."""
+    from ..devices.cryomech.device import CryomechCPA
+
+    return [CryomechCPA]
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv if argv is None else argv)
+    if len(argv) < 2 or argv[1].startswith("-"):
+        print("usage: PlantDS <instance> [-v4] [-ORBendPoint giop:tcp:127.0.0.1:0]", file=sys.stderr)
+        raise SystemExit(2)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Tango reads the server name from argv[0]; keep it "PlantDS" whatever the launcher was.
+    run(device_classes(), args=["PlantDS", *argv[1:]])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""The I/O worker: the only thread that talks to an instrument.
+
+One worker per device runs the refresh cycle every ``RefreshPeriod``, executes queued writes
+between cycles through the same driver (so the bus never sees two transactions at once),
+reconnects with capped exponential backoff, and publishes an immutable :class:`Snapshot`.
+Tango attribute reads only ever look at the snapshot; they never touch the wire.
+
+A driver is any object with::
+
+    connect() -> None            # open/verify the link; raise CommError if unreachable
+    close() -> None              # release the link
+    refresh() -> dict[str, Any]  # one acquisition cycle; None as a value means "invalid"
+
+Jobs submitted with :meth:`IOWorker.submit` receive the driver and run on this thread.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from .links import CommError
+
+log = logging.getLogger(__name__)
+
+
+class Comm(enum.Enum):
+    """Communication state, kept apart from the instrument's own state (SKA style)."""
+
+    CONNECTING = "connecting"  # first attempt after start or Init: Tango INIT
+    CONNECTED = "connected"
+    LOST = "lost"  # was reachable or never became reachable: Tango UNKNOWN
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Values of one refresh cycle, all from the same instant."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+    time: float = 0.0  # epoch seconds of acquisition; 0 = never acquired
+
+
+class IOWorker:
+    """Refresh cycle, write queue, reconnect and snapshot for one device."""
+
+    BACKOFF_START_S = 0.5
+    BACKOFF_MAX_S = 10.0
+
+    def __init__(
+        self,
+        name: str,
+        driver: Any,
+        refresh_period_s: float,
+        on_refresh: Callable[[Snapshot], None] | None = None,
+    ):
+        self.name = name
+        self.driver = driver
+        self.refresh_period_s = max(0.01, refresh_period_s)
+        self._on_refresh = on_refresh
+        self._jobs: queue.SimpleQueue[tuple[Callable[[Any], Any], Future]] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"io-{name}", daemon=True)
+
+        self.comm = Comm.CONNECTING
+        self.reason = "connecting"
+        self.snapshot = Snapshot()
+        self.errors = 0
+        self.round_trip_ms = float("nan")
+        self.last_update = 0.0
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+        self._fail_pending(CommError("device is shutting down"))
+        try:
+            self.driver.close()
+        except Exception:  # closing a dead link must not stop a device shutdown
+            log.debug("%s: close failed", self.name, exc_info=True)
+
+    # -- writes -------------------------------------------------------------------------------
+    def submit(self, job: Callable[[Any], Any]) -> Future:
+        """Queue ``job(driver)`` to run between refresh cycles; returns a Future of its result.
+
+        Refused at once while the link is down, so a client never waits on a dead instrument.
+        """
+        fut: Future = Future()
+        if self._stop.is_set():
+            fut.set_exception(CommError("device is shutting down"))
+        elif self.comm is not Comm.CONNECTED:
+            fut.set_exception(CommError(f"instrument not reachable ({self.reason})"))
+        else:
+            self._jobs.put((job, fut))
+            self._wake.set()
+        return fut
+
+    def refresh_now(self) -> None:
+        """Ask for a refresh cycle as soon as the current one ends (e.g. after a write)."""
+        self._wake.set()
+
+    # -- the loop -----------------------------------------------------------------------------
+    def is_stale(self, now: float | None = None) -> bool:
+        """True when the snapshot is older than three refresh periods (or there is none)."""
+        if self.snapshot.time == 0.0:
+            return True
+        now = time.time() if now is None else now
+        return now - self.snapshot.time > 3 * self.refresh_period_s
+
+    def _run(self) -> None:
+        backoff = self.BACKOFF_START_S
+        while not self._stop.is_set():
+            if self.comm is not Comm.CONNECTED:
+                try:
+                    self.driver.connect()
+                except Exception as exc:
+                    self._lost(exc)
+                    self._sleep(backoff)
+                    backoff = min(backoff * 2, self.BACKOFF_MAX_S)
+                    continue
+                backoff = self.BACKOFF_START_S
+                self.comm, self.reason = Comm.CONNECTED, ""
+                log.info("%s: connected", self.name)
+
+            cycle_start = time.monotonic()
+            try:
+                self._run_jobs()
+                t0 = time.monotonic()
+                values = self.driver.refresh()
+                self.round_trip_ms = (time.monotonic() - t0) * 1000.0
+            except Exception as exc:
+                self._lost(exc)
+                continue
+            now = time.time()
+            self.snapshot = Snapshot(values, now)
+            self.last_update = now
+            if self._on_refresh is not None:
+                try:
+                    self._on_refresh(self.snapshot)
+                except Exception:  # a listener's bug must not stop acquisition
+                    log.exception("%s: refresh listener failed", self.name)
+            self._sleep(self.refresh_period_s - (time.monotonic() - cycle_start))
+
+    def _run_jobs(self) -> None:
+        while True:
+            try:
+                job, fut = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(job(self.driver))
+            except CommError as exc:
+                fut.set_exception(exc)
+                raise  # the link is gone: the loop marks it lost and reconnects
+            except Exception as exc:
+                fut.set_exception(exc)
+
+    def _lost(self, exc: BaseException) -> None:
+        self.errors += 1
+        reason = str(exc) or type(exc).__name__
+        if self.comm is Comm.CONNECTED:
+            log.warning("%s: communication lost: %s", self.name, reason)
+        self.comm, self.reason = Comm.LOST, reason
+        self._fail_pending(CommError(f"instrument not reachable ({reason})"))
+        try:
+            self.driver.close()
+        except Exception:
+            log.debug("%s: close after failure failed", self.name, exc_info=True)
+
+    def _fail_pending(self, exc: Exception) -> None:
+        while True:
+            try:
+                _, fut = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if fut.set_running_or_notify_cancel():
+                fut.set_exception(exc)
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait for the next cycle; a submitted job or stop wakes us early."""
+        if seconds > 0:
+            self._wake.wait(seconds)
+        self._wake.clear()

@@ -1,0 +1,197 @@
+"""The I/O worker and the shared links, driven by a scripted driver of our own interface."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from plantds.server import links
+from plantds.server.errors import CommError
+from plantds.server.worker import Comm, IOWorker
+
+
+class ScriptedDriver:
+    """Implements the driver interface; reachability and values are set by the test."""
+
+    def __init__(self):
+        self.reachable = True
+        self.value = 1
+        self.calls: list[str] = []
+        self.lock = threading.Lock()
+
+    def connect(self):
+        self.calls.append("connect")
+        if not self.reachable:
+            raise CommError("connection refused")
+
+    def close(self):
+        self.calls.append("close")
+
+    def refresh(self):
+        self.calls.append("refresh")
+        if not self.reachable:
+            raise CommError("timeout")
+        return {"x": self.value}
+
+    def set_value(self, v):
+        self.calls.append(f"set {v}")
+        if not self.reachable:
+            raise CommError("timeout during write")
+        self.value = v
+        return v
+
+
+def wait_until(pred, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.01)
+    raise AssertionError("condition not reached")
+
+
+@pytest.fixture
+def worker():
+    drv = ScriptedDriver()
+    w = IOWorker("test", drv, refresh_period_s=0.05)
+    w.BACKOFF_START_S = 0.02
+    w.BACKOFF_MAX_S = 0.05
+    w.start()
+    yield w
+    w.stop()
+
+
+def test_refresh_publishes_snapshot_with_acquisition_time(worker):
+    wait_until(lambda: worker.snapshot.values.get("x") == 1)
+    assert worker.comm is Comm.CONNECTED
+    assert abs(worker.snapshot.time - time.time()) < 5
+    assert worker.last_update == worker.snapshot.time
+    assert worker.round_trip_ms >= 0
+
+
+def test_job_runs_between_cycles_and_result_is_returned(worker):
+    wait_until(lambda: worker.comm is Comm.CONNECTED)
+    assert worker.submit(lambda drv: drv.set_value(7)).result(2) == 7
+    wait_until(lambda: worker.snapshot.values.get("x") == 7)
+    # the write never ran in the middle of a refresh: calls are whole items, in order
+    calls = worker.driver.calls
+    i = calls.index("set 7")
+    assert calls[i + 1] in ("refresh", "set 7")
+
+
+def test_job_exception_is_returned_not_fatal(worker):
+    wait_until(lambda: worker.comm is Comm.CONNECTED)
+
+    def bad(drv):
+        raise ValueError("value 99 above the maximum 50")
+
+    with pytest.raises(ValueError, match="maximum 50"):
+        worker.submit(bad).result(2)
+    assert worker.comm is Comm.CONNECTED
+
+
+def test_link_loss_marks_lost_counts_and_recovers(worker):
+    wait_until(lambda: worker.comm is Comm.CONNECTED)
+    worker.driver.reachable = False
+    wait_until(lambda: worker.comm is Comm.LOST)
+    assert "timeout" in worker.reason or "refused" in worker.reason
+    errors = worker.errors
+    assert errors >= 1
+    # writes are refused at once while the link is down, with the reason
+    with pytest.raises(CommError, match="not reachable"):
+        worker.submit(lambda drv: drv.set_value(3)).result(1)
+    assert "set 3" not in worker.driver.calls
+    worker.driver.reachable = True
+    wait_until(lambda: worker.comm is Comm.CONNECTED)
+    stamp = worker.snapshot.time
+    wait_until(lambda: worker.snapshot.time > stamp)
+    assert worker.errors >= errors
+
+
+def test_snapshot_goes_stale_after_three_periods(worker):
+    wait_until(lambda: worker.snapshot.time > 0)
+    now = worker.snapshot.time
+    assert not worker.is_stale(now + 2 * worker.refresh_period_s)
+    assert worker.is_stale(now + 3.5 * worker.refresh_period_s)
+
+
+def test_never_acquired_is_stale():
+    w = IOWorker("idle", ScriptedDriver(), 1.0)
+    assert w.is_stale()
+
+
+def test_backoff_is_capped_while_unreachable():
+    drv = ScriptedDriver()
+    drv.reachable = False
+    w = IOWorker("down", drv, 0.05)
+    w.BACKOFF_START_S, w.BACKOFF_MAX_S = 0.01, 0.04
+    w.start()
+    try:
+        time.sleep(0.6)
+        attempts = drv.calls.count("connect")
+        # uncapped doubling from 10 ms would give ~6 attempts in 0.6 s; the cap keeps retrying
+        assert attempts >= 10
+        assert w.comm is Comm.LOST
+    finally:
+        w.stop()
+
+
+def test_links_are_shared_by_key_and_closed_by_the_last_user():
+    opened = []
+
+    class Transport:
+        closed = False
+
+        def close(self):
+            self.closed = True
+
+    def opener():
+        t = Transport()
+        opened.append(t)
+        return t
+
+    a = links.acquire("serial:///dev/ttyTEST0", opener)
+    b = links.acquire("serial:///dev/ttyTEST0", opener)
+    assert a is b
+    with a.lock:
+        assert a.transport() is b.transport()
+    assert len(opened) == 1
+    links.release(a)
+    assert not opened[0].closed
+    links.release(b)
+    assert opened[0].closed
+    c = links.acquire("serial:///dev/ttyTEST0", opener)
+    assert c is not a
+    links.release(c)
+
+
+def test_link_opener_failure_is_a_comm_error():
+    def opener():
+        raise OSError("No such file or directory: '/dev/ttyUSB9'")
+
+    link = links.acquire("serial:///dev/ttyUSB9", opener)
+    try:
+        with pytest.raises(CommError, match="ttyUSB9"):
+            link.transport()
+    finally:
+        links.release(link)
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("tcp://10.0.0.5", ("tcp", "10.0.0.5", 502, "")),
+        ("tcp://cpa.local:1502", ("tcp", "cpa.local", 1502, "")),
+        ("serial:///dev/ttyUSB0", ("serial", "", 502, "/dev/ttyUSB0")),
+    ],
+)
+def test_split_url(url, expected):
+    assert links.split_url(url, 502) == expected
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:502", "tcp://host:notaport"])
+def test_split_url_rejects_malformed(url):
+    with pytest.raises(ValueError, match="Url"):
+        links.split_url(url, 502)
