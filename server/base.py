@@ -172,6 +172,34 @@ class PlantDevice(Device):
             attribute(name=name, fget=self.read_from_snapshot, fset=fset, access=access, **props)
         )
 
+    def set_device_defaults(self, name: str, unit: str | None = None, **defaults: str) -> None:
+        """Per-device attribute defaults that depend on device properties (units, converted limits).
+
+        Dynamic attributes of one name share their class-level defaults across devices, so these
+        are applied per device after creation: ``unit`` always (it must match the conversion the
+        device does), the other defaults only where the Tango DB does not set them (the DB wins).
+        """
+        attr = self.get_device_attr().get_attr_by_name(name)
+        props = attr.get_properties()
+        configured = self._db_attribute_properties().get(name, {})
+        if unit is not None:
+            props.unit = unit
+        for key, value in defaults.items():
+            if key not in configured:
+                setattr(props, key, value)
+        attr.set_properties(props)
+
+    def _db_attribute_properties(self) -> dict[str, dict]:
+        if not hasattr(self, "_db_attr_props"):
+            util = tango.Util.instance()
+            if util._UseDb:
+                db = util.get_database()
+                names = [a.get_name() for a in self.get_device_attr().get_attribute_list()]
+                self._db_attr_props = db.get_device_attribute_property(self.get_name(), names)
+            else:
+                self._db_attr_props = {}
+        return self._db_attr_props
+
     @staticmethod
     def invalid_placeholder(attr: tango.Attribute) -> Any:
         if attr.get_data_format() != tango.AttrDataFormat.SCALAR:
@@ -214,7 +242,6 @@ class PlantDevice(Device):
             raise
         except Exception as exc:
             fail(REASON_FAILED, f"{what} failed: {exc}")
-        self.worker.refresh_now()
         return result
 
     # ---- diagnostics -------------------------------------------------------------------------

@@ -17,11 +17,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="plantds", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    from . import demo
+    from . import config, demo
 
     demo_parser = sub.add_parser("demo", help="run the embedded demo plant until Ctrl-C")
     demo.add_arguments(demo_parser)
     demo_parser.set_defaults(run=demo.run)
+
+    config_parser = sub.add_parser("config", help="load, diff or dump the site configuration (dsconfig)")
+    config.add_arguments(config_parser)
+    config_parser.set_defaults(run=config.run)
 
     sim_parser = sub.add_parser("simulate", help="run one instrument simulator until Ctrl-C")
     sims = sim_parser.add_subparsers(dest="instrument", required=True)
@@ -35,5 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pymodbus").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     sys.exit(args.run(args) or 0)

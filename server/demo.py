@@ -64,11 +64,11 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         print(f"Starting the embedded Tango database at {tango_host} ({state / 'tango_database.db'})", flush=True)
         stack.enter_context(embedded_database(tango_host, state / "tango_database.db", state / "databaseds.log"))
-        _, report = config.json2tango(demo_json, tango_host, write=True)
+        config.load(demo_json, tango_host)
         print(f"Loaded {demo_json} with dsconfig", flush=True)
         for sim in simulators():
             stack.enter_context(sim)
-            print(f"Simulator running: {sim}", flush=True)
+            print(f"Simulator running: {type(sim).__name__} at {sim.url}", flush=True)
         print("Starting PlantDS/demo ...", flush=True)
         stack.enter_context(plantds_server("demo", list(devices), tango_host, state / "PlantDS-demo.log"))
         _print_banner(tango_host, devices, state)

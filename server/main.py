@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> None:
         print("usage: PlantDS <instance> [-v4] [-ORBendPoint giop:tcp:127.0.0.1:0]", file=sys.stderr)
         raise SystemExit(2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # pymodbus logs every timeout with frame dumps; the worker reports losses once, in words.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     # Tango reads the server name from argv[0]; keep it "PlantDS" whatever the launcher was.
     run(device_classes(), args=["PlantDS", *argv[1:]])
 

@@ -133,17 +133,22 @@ class IOWorker:
                 log.info("%s: connected", self.name)
 
             cycle_start = time.monotonic()
+            done: list[tuple[Future, Any, BaseException | None]] = []
             try:
-                self._run_jobs()
+                self._run_jobs(done)
                 t0 = time.monotonic()
                 values = self.driver.refresh()
                 self.round_trip_ms = (time.monotonic() - t0) * 1000.0
             except Exception as exc:
+                self._resolve(done)
                 self._lost(exc)
                 continue
             now = time.time()
             self.snapshot = Snapshot(values, now)
             self.last_update = now
+            # Jobs complete only now, so a client that reads right after its command returns
+            # already sees the instrument's answer to it.
+            self._resolve(done)
             if self._on_refresh is not None:
                 try:
                     self._on_refresh(self.snapshot)
@@ -151,7 +156,7 @@ class IOWorker:
                     log.exception("%s: refresh listener failed", self.name)
             self._sleep(self.refresh_period_s - (time.monotonic() - cycle_start))
 
-    def _run_jobs(self) -> None:
+    def _run_jobs(self, done: list[tuple[Future, Any, BaseException | None]]) -> None:
         while True:
             try:
                 job, fut = self._jobs.get_nowait()
@@ -160,11 +165,19 @@ class IOWorker:
             if not fut.set_running_or_notify_cancel():
                 continue
             try:
-                fut.set_result(job(self.driver))
+                done.append((fut, job(self.driver), None))
             except CommError as exc:
-                fut.set_exception(exc)
+                done.append((fut, None, exc))
                 raise  # the link is gone: the loop marks it lost and reconnects
             except Exception as exc:
+                done.append((fut, None, exc))
+
+    @staticmethod
+    def _resolve(done: list[tuple[Future, Any, BaseException | None]]) -> None:
+        for fut, result, exc in done:
+            if exc is None:
+                fut.set_result(result)
+            else:
                 fut.set_exception(exc)
 
     def _lost(self, exc: BaseException) -> None:

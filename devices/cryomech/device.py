@@ -64,6 +64,9 @@ OTHER = {
     "SoftwareRevision": dict(dtype=str, label="Software revision", doc="Panel software revision"),
 }
 
+# Write, up to two verification windows of 1.2 s and a resend, plus the refresh that follows.
+SWITCH_TIMEOUT_S = 10.0
+
 TEMPERATURE_UNITS = ("degC", "K", "degF")
 PRESSURE_UNITS = ("bar", "psi", "kPa")
 PANEL_FORMATS = {"auto": None, "CPA2": protocol.BLOCK_COUNT_CPA2, "CPA3": protocol.BLOCK_COUNT_CPA3}
@@ -110,9 +113,8 @@ class CryomechCPA(PlantDevice):
         units = {"temperature": self.TemperatureUnit, "pressure": self.PressureUnit}
         for name, (kind, label, doc) in ANALOG.items():
             unit, fmt = FIXED_UNITS.get(kind) or (units.get(kind, ""), FORMATS[kind])
-            props = dict(dtype=float, unit=unit, format=fmt, label=label, doc=doc)
-            props.update(self._default_limits(name, kind))
-            self.add_snapshot_attribute(name, **props)
+            self.add_snapshot_attribute(name, dtype=float, unit=unit, format=fmt, label=label, doc=doc)
+            self.set_device_defaults(name, unit=unit, **self._default_limits(name, kind))
         for name, props in OTHER.items():
             self.add_snapshot_attribute(name, **props)
 
@@ -168,8 +170,8 @@ class CryomechCPA(PlantDevice):
     # ---- commands ----------------------------------------------------------------------------
     @command(doc_in="Start the compressor (write 0x0001 to 40001) and wait until it reports starting")
     def On(self) -> None:
-        self.run_on_instrument("On", lambda drv: drv.switch(True))
+        self.run_on_instrument("On", lambda drv: drv.switch(True), timeout=SWITCH_TIMEOUT_S)
 
     @command(doc_in="Stop the compressor (write StopValue to 40001) and wait until it reports stopping")
     def Off(self) -> None:
-        self.run_on_instrument("Off", lambda drv: drv.switch(False))
+        self.run_on_instrument("Off", lambda drv: drv.switch(False), timeout=SWITCH_TIMEOUT_S)

@@ -1,0 +1,284 @@
+"""Cryomech CPA driver: Modbus transactions over a shared link, start/stop with verification.
+
+One refresh is ONE FC04 block read from PDU 1 (§8 of the notes), decoded by :mod:`.protocol`.
+Transport is pymodbus's synchronous client chosen by URL:
+
+* ``tcp://host[:502]``        Modbus TCP, unit 1 by default
+* ``rtu+tcp://host:port``     RTU framing through a serial-to-Ethernet gateway, unit 16
+* ``serial:///dev/ttyUSB0``   Modbus RTU on a local port, unit 16 (anything after ``serial://``
+                              goes to pyserial, so ``serial://socket://host:port`` works too)
+
+Every driver naming the same endpoint shares one pymodbus client through :mod:`server.links`,
+and holds the link's lock for each request, so slaves on one RS-485 line or gateway never see
+interleaved transactions. The first driver to open a shared link sets its serial settings,
+timeout and retries.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pymodbus import FramerType, ModbusException
+from pymodbus.client import ModbusSerialClient, ModbusTcpClient
+
+from ...server.errors import CommandRefused, NotVerified
+from ...server.links import CommError, Link, acquire, release, split_url
+from . import protocol as p
+
+__all__ = ["CommError", "CommandNotVerified", "CommandRefused", "CpaDriver", "ModbusReplyError"]
+
+DEFAULT_TCP_PORT = 502
+DEFAULT_UNIT = {"tcp": 1, "rtu+tcp": 16, "serial": 16}  # vendor samples (§1.2, §1.3)
+
+# Standard Modbus exception codes, for messages an operator can act on.
+EXCEPTION_NAMES = {
+    0x01: "illegal function",
+    0x02: "illegal data address",
+    0x03: "illegal data value",
+    0x04: "server device failure",
+    0x05: "acknowledge",
+    0x06: "server device busy",
+    0x08: "memory parity error",
+    0x0A: "gateway path unavailable",
+    0x0B: "gateway target device failed to respond",
+}
+
+
+# A stop is done when the compressor stops or is already off for another reason (fault, recovery).
+STOPPED_CODES = p.STOPPING_OR_IDLE | p.FAULT_CODES | p.RECOVERY_CODES
+
+
+class ModbusReplyError(CommError):
+    """The panel answered with a Modbus exception. The link works, but no value came back, so
+    refresh treats it like any communication failure (device UNKNOWN, reason in the message)."""
+
+    def __init__(self, code: int, unit: int, request: str):
+        self.code = code
+        name = EXCEPTION_NAMES.get(code, "unknown exception")
+        super().__init__(f"Modbus exception 0x{code:02X} ({name}) from unit {unit} to {request}")
+
+
+class CommandNotVerified(NotVerified):
+    """A start/stop write was acknowledged but the compressor did not follow."""
+
+
+def _parse_url(url: str) -> tuple[str, str, Any]:
+    """``url`` → (scheme, link key, client factory arguments)."""
+    if url.lower().startswith("serial://"):
+        device = url[len("serial://") :]
+        if not device:
+            raise ValueError(f"Url {url!r} names no serial port (expected serial:///dev/ttyUSB0)")
+        return "serial", f"serial://{device}", device
+    scheme, host, port, path = split_url(url)
+    if scheme not in ("tcp", "rtu+tcp"):
+        raise ValueError(
+            f"Url {url!r}: scheme {scheme!r} unknown "
+            "(expected tcp://host[:502], rtu+tcp://host:port or serial:///dev/ttyUSB0)"
+        )
+    if not host:
+        raise ValueError(f"Url {url!r} has no host")
+    if path not in ("", "/"):
+        raise ValueError(f"Url {url!r}: a Modbus TCP endpoint takes no path ({path!r})")
+    if port is None:
+        if scheme == "rtu+tcp":  # gateways use anything (4001, 8899, 502...): no guessing
+            raise ValueError(f"Url {url!r}: give the gateway's port, e.g. rtu+tcp://{host}:4001")
+        port = DEFAULT_TCP_PORT
+    return scheme, f"{scheme}://{host}:{port}", (host, port)
+
+
+class CpaDriver:
+    """Synchronous driver for one CPA panel, used from a single worker thread."""
+
+    def __init__(
+        self,
+        url: str,
+        unit_id: int | None = None,
+        baudrate: int = 115200,
+        parity: str = "N",
+        stopbits: int = 1,
+        timeout: float = 1.0,
+        retries: int = 2,
+        temperature_unit: str = "degC",
+        pressure_unit: str = "bar",
+        block_count: int | None = None,
+        stop_value: int = p.STOP,
+    ):
+        self.url = url
+        self.scheme, self.key, self._endpoint = _parse_url(url)
+        self.unit_id = DEFAULT_UNIT[self.scheme] if unit_id is None else unit_id
+        top = 255 if self.scheme == "tcp" else 247  # RTU addresses stop at 247
+        if not 0 <= self.unit_id <= top:
+            raise ValueError(f"unit id {self.unit_id} out of range 0..{top} for {self.scheme}")
+        if baudrate <= 0:
+            raise ValueError(f"baud rate {baudrate} must be positive")
+        if parity not in ("N", "E", "O"):
+            raise ValueError(f"parity {parity!r} must be 'N', 'E' or 'O'")
+        if stopbits not in (1, 2):
+            raise ValueError(f"stop bits {stopbits} must be 1 or 2")
+        if not timeout > 0:
+            raise ValueError(f"timeout {timeout} s must be > 0")
+        if retries < 0:
+            raise ValueError(f"retries {retries} must be >= 0")
+        if temperature_unit not in p.TEMPERATURE_UNITS:
+            raise ValueError(f"TemperatureUnit {temperature_unit!r} not in {p.TEMPERATURE_UNITS}")
+        if pressure_unit not in p.PRESSURE_UNITS:
+            raise ValueError(f"PressureUnit {pressure_unit!r} not in {p.PRESSURE_UNITS}")
+        if block_count not in (None, *p.BLOCK_COUNTS):
+            raise ValueError(f"block count {block_count} must be 53 (CPA2), 55 (CPA3) or auto")
+        if not 0 <= stop_value <= 0xFFFF or stop_value == p.START:
+            raise ValueError(f"stop value 0x{stop_value:X} must be a 16-bit value other than START")
+        self.baudrate, self.parity, self.stopbits = baudrate, parity, stopbits
+        self.timeout, self.retries = timeout, retries
+        self.temperature_unit, self.pressure_unit = temperature_unit, pressure_unit
+        self.stop_value = stop_value
+        self._configured_block_count = block_count
+        self.block_count: int | None = block_count  # detected on connect when None
+        self._link: Link | None = None
+
+    # -- link ----------------------------------------------------------------------------------
+    def _open_client(self) -> ModbusTcpClient | ModbusSerialClient:
+        """The pymodbus client for this endpoint, connected (runs once per shared link)."""
+        if self.scheme == "serial":
+            client: ModbusTcpClient | ModbusSerialClient = ModbusSerialClient(
+                self._endpoint,
+                framer=FramerType.RTU,
+                baudrate=self.baudrate,  # pymodbus would default to 19200: always explicit
+                bytesize=8,
+                parity=self.parity,
+                stopbits=self.stopbits,
+                timeout=self.timeout,
+                retries=self.retries,
+            )
+        else:
+            host, port = self._endpoint
+            client = ModbusTcpClient(
+                host,
+                port=port,
+                framer=FramerType.SOCKET if self.scheme == "tcp" else FramerType.RTU,
+                timeout=self.timeout,
+                retries=self.retries,
+            )
+        if not client.connect():
+            client.close()
+            raise CommError(f"cannot connect to {self.key}")
+        return client
+
+    def connect(self) -> None:
+        """Open (or join) the link and detect the register format when not configured."""
+        if self._link is None:
+            self._link = acquire(self.key, self._open_client)
+        with self._link.lock:
+            self._link.transport()
+        if self._configured_block_count is None:
+            self.block_count = self._detect_block_count()
+
+    def close(self) -> None:
+        if self._link is not None:
+            link, self._link = self._link, None
+            release(link)
+
+    def _detect_block_count(self) -> int:
+        """55 registers when the panel serves the CPA3 format, else 53 (§3.2)."""
+        try:
+            self._read_input(p.BLOCK_START, p.BLOCK_COUNT_CPA3)
+        except ModbusReplyError as exc:
+            # A CPA2-format panel refuses the longer read as out of its map; any other
+            # exception (busy, failure) says nothing about the format and is passed on.
+            if exc.code not in (0x02, 0x03):
+                raise
+            self._read_input(p.BLOCK_START, p.BLOCK_COUNT_CPA2)
+            return p.BLOCK_COUNT_CPA2
+        return p.BLOCK_COUNT_CPA3
+
+    def _transaction(self, request: str, call) -> Any:
+        """Run ``call(client)`` under the link lock; map every failure to a CommError."""
+        if self._link is None:
+            raise CommError(f"{self.key} is not connected")
+        link = self._link
+        with link.lock:
+            try:
+                reply = call(link.transport())
+            except (ModbusException, OSError) as exc:
+                link.drop()  # a late reply must never be taken for the next request's
+                where = f"{self.key} unit {self.unit_id}"
+                raise CommError(f"{request} on {where} failed: {exc}") from exc
+        if reply.isError():
+            raise ModbusReplyError(getattr(reply, "exception_code", 0), self.unit_id, request)
+        return reply
+
+    def _read_input(self, address: int, count: int) -> list[int]:
+        request = f"FC04 read of {count} input registers at PDU {address}"
+        reply = self._transaction(
+            request, lambda c: c.read_input_registers(address, count=count, device_id=self.unit_id)
+        )
+        if len(reply.registers) != count:
+            raise CommError(f"{request}: the reply holds {len(reply.registers)} registers")
+        return reply.registers
+
+    # -- reads -----------------------------------------------------------------------------------
+    def refresh(self) -> dict[str, Any]:
+        """One block read, decoded into Tango attribute values (see protocol.decode_block)."""
+        if self.block_count is None:
+            self.block_count = self._detect_block_count()
+        regs = self._read_input(p.BLOCK_START, self.block_count)
+        return p.decode_block(regs, self.temperature_unit, self.pressure_unit)
+
+    def read_state(self) -> int:
+        """Operating state code (30001) alone."""
+        return self._read_input(p.BLOCK_START, 1)[0]
+
+    # -- start / stop ----------------------------------------------------------------------------
+    def write_start_stop(self, on: bool) -> None:
+        """FC06 of 40001: 0x0001 starts, the configured stop value stops. The echo is checked."""
+        value = p.START if on else self.stop_value
+        request = f"FC06 write of 0x{value:04X} to 40001 (PDU {p.HOLDING_START_STOP})"
+        reply = self._transaction(
+            request,
+            lambda c: c.write_register(p.HOLDING_START_STOP, value, device_id=self.unit_id),
+        )
+        echo = (reply.address, reply.registers[0] if reply.registers else None)
+        if echo != (p.HOLDING_START_STOP, value):
+            raise CommError(f"{request}: echo was address {echo[0]}, value {echo[1]}")
+
+    def switch(
+        self, on: bool, attempts: int = 2, settle_s: float = 1.2, poll_s: float = 0.1
+    ) -> int:
+        """Start or stop the compressor and verify that it follows (§6.2); returns the state code.
+
+        Start is refused during an error lockout. After each write the state is polled for up to
+        ``settle_s``; a start that did not take is written again (up to ``attempts`` writes), but
+        never while alarms are present, because each error trip counts toward a lockout (§6.3).
+        """
+        if attempts < 1:
+            raise ValueError(f"attempts {attempts} must be >= 1")
+        action = "start" if on else "stop"
+        accepted = p.STARTING_OR_RUNNING if on else STOPPED_CODES
+        before = self.refresh()
+        if on and before["OperatingStateCode"] == p.LOCKOUT:
+            raise CommandRefused(
+                "Compressor is in error lockout (state 6): clear the lockout at the panel's "
+                "lockout menu, wait for the 30-minute cool-down, then start again"
+            )
+        for attempt in range(1, attempts + 1):
+            self.write_start_stop(on)
+            code = self._await_state(accepted, settle_s, poll_s)
+            if code in accepted:
+                return code
+            snapshot = self.refresh()
+            if snapshot["AlarmCode"]:
+                break
+        code, alarms = snapshot["OperatingStateCode"], snapshot["Alarms"]
+        raise CommandNotVerified(
+            f"{action} not obeyed after {attempt} write(s) of "
+            f"0x{p.START if on else self.stop_value:04X} to 40001: compressor in state {code} "
+            f"({p.state_label(code)}); alarms: {', '.join(alarms) if alarms else 'none'}"
+        )
+
+    def _await_state(self, accepted: frozenset[int], settle_s: float, poll_s: float) -> int:
+        deadline = time.monotonic() + settle_s
+        while True:
+            code = self.read_state()
+            if code in accepted or time.monotonic() >= deadline:
+                return code
+            time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
