@@ -42,3 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("pymodbus").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     sys.exit(args.run(args) or 0)
+
+
+if __name__ == "__main__":
+    main()

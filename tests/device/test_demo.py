@@ -1,0 +1,83 @@
+"""``plantds demo`` as a user runs it: a child process, read through DeviceProxy, then Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import tango
+
+from plantds.server.demo import demo_devices
+from plantds.server.config import bundled
+from plantds.server.testing import wait_for
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _children_alive(tango_host: str) -> bool:
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    port = tango_host.rsplit(":", 1)[1]
+    return any(("PyDatabaseds" in line and f"--port {port}" in line) for line in out.splitlines())
+
+
+@pytest.fixture
+def demo(tmp_path):
+    tango_host = f"127.0.0.1:{free_port()}"
+    env = dict(os.environ, TANGO_HOST=tango_host)
+    log = tmp_path / "demo.out"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "plantds.server.cli", "demo", "--state-dir", str(tmp_path / "state")],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: "Ready." in log.read_text() or proc.poll() is not None, timeout=90, what="demo ready")
+        assert proc.poll() is None, log.read_text()
+        yield tango_host, proc, log
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def test_demo_serves_live_devices_and_stops_everything_on_ctrl_c(demo):
+    tango_host, proc, log = demo
+    banner = log.read_text()
+    assert f"TANGO_HOST={tango_host}" in banner
+    devices = demo_devices(bundled("demo.json"))
+    assert "plant/compressor/1" in devices
+    for name in devices:
+        assert name in banner
+        proxy = tango.DeviceProxy(f"tango://{tango_host}/{name}")
+        wait_for(lambda: proxy.state() not in (tango.DevState.INIT, tango.DevState.UNKNOWN), what=f"{name} live")
+
+    cpa = tango.DeviceProxy(f"tango://{tango_host}/plant/compressor/1")
+    first = cpa.read_attribute("HighPressure")
+    assert first.quality == tango.AttrQuality.ATTR_VALID
+    # configuration came from db/demo.json through dsconfig
+    assert cpa.get_attribute_config("HighPressure").label == "High pressure"
+    assert cpa.get_property("Url")["Url"][0] == "tcp://127.0.0.1:15020"
+    # live: the acquisition time moves on
+    wait_for(lambda: cpa.read_attribute("HighPressure").time.totime() > first.time.totime(), what="fresh values")
+
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 0
+    assert "Demo stopped." in log.read_text()
+    time.sleep(0.5)
+    assert not _children_alive(tango_host)
+    with pytest.raises(tango.DevFailed):
+        host, port = tango_host.split(":")
+        tango.Database(host, int(port)).get_info()
