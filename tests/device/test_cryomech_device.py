@@ -12,7 +12,8 @@ from plantds.devices.cryomech import protocol
 from plantds.devices.cryomech.simulator import CpaSimulator
 from plantds.server.testing import run_plantds, state_is, wait_for
 
-FAST = {"RefreshPeriod": 200, "Timeout": 0.5, "Retries": 1}
+# 300 ms keeps tests quick; staleness (3 periods) then tolerates ~0.9 s of CPU starvation.
+FAST = {"RefreshPeriod": 300, "Timeout": 0.5, "Retries": 1}
 FC06_START = bytes([0x06, 0x00, 0x01, 0x00, 0x01])
 
 
