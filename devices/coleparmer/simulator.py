@@ -1,0 +1,478 @@
+"""A Cole-Parmer / NESLAB chiller that speaks NC on a TCP socket and on a pseudo-terminal.
+
+It behaves like the unit the manuals describe: it ignores bytes until its lead byte and
+address, waits for the whole frame (an incomplete one is forgotten after 1 s of quiet), answers
+0F errors with the family's numbering, limits sets to its range and echoes what it stored, and
+reports status in the family's layout. A first-order bath follows the set point. Tests can make
+it silent (serial mode off), corrupt or refuse replies, add line noise, raise faults and
+warnings, and pace bytes at a baud rate.
+
+    plantds simulate chiller --port 5021 --family Polystat --precision 0.1 [--baud 9600] [--pty]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import math
+import os
+import random
+import select
+import signal
+import socket
+import threading
+import time
+import tty
+from typing import Callable
+
+from . import protocol
+
+# The unit forgets a partial request after this much quiet (TFLEX D-9: "times out silently").
+_PARTIAL_FRAME_TIMEOUT_S = 1.0
+_POLL_S = 0.1
+_ACK_VERSION = bytes((0x00, 0x01))
+_PRECISIONS = {1.0: 0, 0.1: 1, 0.01: 2}  # temperature precision → decimal places
+# PID terms: (decimals, low, high, initial). They keep their own resolution whatever the
+# temperature precision; the ranges are the manuals' (§5).
+_PID = {
+    "HeatProportionalBand": (1, 0.1, 99.9, 0.6), "HeatIntegral": (2, 0.0, 9.99, 0.6),
+    "HeatDerivative": (1, 0.0, 5.0, 0.0), "CoolProportionalBand": (1, 0.1, 99.9, 0.6),
+    "CoolIntegral": (2, 0.0, 9.99, 0.6), "CoolDerivative": (1, 0.0, 5.0, 0.0),
+}
+# Set On/Off array settings that start enabled (the others start disabled).
+_SETTINGS_ON = {"faults enabled", "serial comm"}
+_CELSIUS, _NO_UNIT = 1, 0
+# The bit each family sets while any fault is active (ThermoFlex has none).
+_FAULT_SUMMARY = {"RTE": "unit faulted", "EX": "unit faulted", "Polystat": "chiller faulted",
+                  "Merlin": "chiller faulted"}
+
+
+class ChillerSimulator:
+    """One NC unit. ``on_off_length``: the only Set On/Off array length its firmware takes (a
+    Merlin 02950.1J–K takes 5); by default every length the family's firmware versions take."""
+
+    def __init__(
+        self,
+        family: str = "Polystat",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        address: int = 1,
+        bus: str = "RS232",
+        precision: float = 0.1,
+        baudrate: int | None = None,
+        setpoint: float = 20.0,
+        temperature_range: tuple[float, float] = (-25.0, 150.0),
+        ambient: float = 22.0,
+        time_constant_s: float = 60.0,
+        on_off_length: int | None = None,
+        seed: int | None = None,
+    ):
+        self.family = protocol.family(family)
+        self.address = protocol.check_address(address, bus)
+        self.lead = protocol.lead_byte(bus)
+        self._on_off_lengths = (on_off_length,) if on_off_length else self.family.on_off_lengths
+        self._temp_decimals = _decimals_for(precision)
+        self.baudrate = baudrate
+        self.temperature_range = temperature_range
+        self.ambient = ambient
+        self.time_constant_s = time_constant_s
+        self._host, self._requested_port = host, port
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        parameters = self.family.parameters.items()
+        self._reads = {p.read: name for name, p in parameters}
+        self._sets = {p.set: name for name, p in parameters if p.set is not None}
+
+        low, high = temperature_range
+        initial = {
+            "Setpoint": self._clamp("Setpoint", setpoint),
+            "LowTemperatureWarning": low + 5.0, "HighTemperatureWarning": high - 5.0,
+            "LowTemperatureFault": low, "HighTemperatureFault": high,
+            **{name: pid[3] for name, pid in _PID.items()},
+        }
+        self._values = {k: v for k, v in initial.items() if k in self.family.parameters}
+        self._internal = self._external = self._values["Setpoint"]
+        self._last_advance = time.monotonic()
+        self._running = True
+        self._settings = {name: name in _SETTINGS_ON for name in self.family.on_off[1:]}
+        if "0.01 °C" in self._settings:
+            self._settings["0.01 °C"] = self._temp_decimals == 2
+        self._faults: set[str] = set()
+        self._warnings: set[str] = set()
+        self._serial_mode = True
+        self._corrupt = 0
+        self._errors: collections.deque[int] = collections.deque()
+        self._noise = 0.0
+        # Requests this unit answered (none while silent), for tests to check the wire bytes.
+        self.requests: collections.deque[bytes] = collections.deque(maxlen=1000)
+
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._server: socket.socket | None = None
+        self._connections: list[socket.socket] = []
+        self._pty_fds: list[int] = []
+
+    # -- life cycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        server = socket.create_server((self._host, self._requested_port))
+        server.settimeout(_POLL_S)
+        self._server = server
+        self._spawn(lambda: self._accept_loop(server), "accept")
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("simulator not started")
+        return self._server.getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        return f"socket://{self._host}:{self.port}"
+
+    def open_pty(self) -> str:
+        """Also serve on a pseudo-terminal; returns the path a client opens (like /dev/ttyUSB0)."""
+        master, slave = os.openpty()
+        tty.setraw(slave)  # binary frames: no echo, no CR/LF translation
+        # Keeping the slave open means a client closing it does not make the master read fail.
+        self._pty_fds += [master, slave]
+
+        def read() -> bytes | None:
+            ready, _, _ = select.select([master], [], [], _POLL_S)
+            return os.read(master, 256) if ready else b""
+
+        def write(data: bytes) -> None:
+            os.write(master, data)
+
+        self._spawn(lambda: self._serve(read, write), "pty")
+        return os.ttyname(slave)
+
+    def stop(self) -> None:
+        self._stop.set()
+        # shutdown() wakes the threads blocked in accept()/recv() at once.
+        for sock in ([self._server] if self._server else []) + self._connections:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:  # not connected (any more)
+                pass
+        for thread in self._threads:
+            thread.join(5.0)
+        for sock in ([self._server] if self._server else []) + self._connections:
+            sock.close()
+        for fd in self._pty_fds:
+            os.close(fd)
+        self._threads.clear()
+        self._connections.clear()
+        self._pty_fds.clear()
+
+    def __enter__(self) -> "ChillerSimulator":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- fault injection and inspection ------------------------------------------------------
+    def set_serial_mode(self, enabled: bool) -> None:
+        """Serial mode off (front panel): the unit ignores everything on the line."""
+        with self._lock:
+            self._serial_mode = enabled
+            if "serial comm" in self._settings:
+                self._settings["serial comm"] = enabled
+
+    def corrupt_next(self, count: int = 1) -> None:
+        """The next ``count`` replies go out with a wrong checksum."""
+        with self._lock:
+            self._corrupt += count
+
+    def error_next(self, code: int, count: int = 1) -> None:
+        """The next ``count`` requests are answered with error 0F number ``code``."""
+        with self._lock:
+            self._errors.extend([code] * count)
+
+    def set_noise(self, probability: float) -> None:
+        """Each reply is preceded by 1–4 stray bytes with this probability."""
+        with self._lock:
+            self._noise = probability
+
+    def set_fault(self, name: str) -> None:
+        """Raise a fault status bit (a name from the family's table); the unit stops."""
+        self._add_bit(name, (protocol.FAULT, protocol.FAULT_OR_WARNING), self._faults)
+        with self._lock:
+            self._running = False
+
+    def set_warning(self, name: str) -> None:
+        """Raise a warning status bit; the unit keeps running."""
+        self._add_bit(name, (protocol.WARNING, protocol.FAULT_OR_WARNING), self._warnings)
+
+    def clear(self) -> None:
+        """Clear faults and warnings (a stopped unit stays stopped until started)."""
+        with self._lock:
+            self._faults.clear()
+            self._warnings.clear()
+
+    def set_precision(self, precision: float) -> None:
+        """Change the temperature precision as the front panel (or On/Off d6) would."""
+        with self._lock:
+            self._temp_decimals = _decimals_for(precision)
+
+    @property
+    def running(self) -> bool:
+        with self._lock:
+            return self._running
+
+    def value(self, name: str) -> float:
+        """The value the unit holds for a parameter (temperatures from the bath model)."""
+        with self._lock:
+            return self._current(name)
+
+    def _add_bit(self, name: str, kinds: tuple[str, ...], target: set[str]) -> None:
+        bit = self.family.bit(name)
+        if bit.kind not in kinds:
+            raise ValueError(f"{self.family.name} status bit {name!r} is a {bit.kind}, not {kinds[0]}")
+        with self._lock:
+            target.add(name)
+
+    # -- transports --------------------------------------------------------------------------
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=f"chiller-sim-{name}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept_loop(self, server: socket.socket) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except socket.timeout:
+                continue
+            except OSError:  # shut down by stop()
+                return
+            if self._stop.is_set():
+                conn.close()
+                return
+            conn.settimeout(_POLL_S)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._connections.append(conn)
+
+            def read(conn: socket.socket = conn) -> bytes | None:
+                try:
+                    return conn.recv(256) or None  # b"" from recv = peer closed
+                except socket.timeout:
+                    return b""
+                except OSError:
+                    return None
+
+            self._spawn(lambda read=read, conn=conn: self._serve(read, conn.sendall), "tcp")
+
+    def _serve(self, read: Callable[[], bytes | None], write: Callable[[bytes], None]) -> None:
+        """One line: collect request frames, answer each (``read`` gives b"" on a quiet poll,
+        None when the peer is gone)."""
+        buffer = bytearray()
+        last_byte = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                chunk = read()
+            except OSError:
+                return
+            if chunk is None:
+                return
+            now = time.monotonic()
+            if not chunk:
+                if buffer and now - last_byte > _PARTIAL_FRAME_TIMEOUT_S:
+                    buffer.clear()
+                continue
+            last_byte = now
+            buffer += chunk
+            for request in self._split(buffer):
+                reply = self.respond(request)
+                if reply:
+                    try:
+                        self._send(write, reply)
+                    except OSError:
+                        return
+
+    def _split(self, buffer: bytearray) -> list[bytes]:
+        """Take the complete frames addressed to this unit off the front of ``buffer``."""
+        frames = []
+        while True:
+            start = buffer.find(self.lead)
+            if start < 0:
+                buffer.clear()
+                return frames
+            del buffer[:start]
+            if len(buffer) < protocol.HEADER_LENGTH:
+                return frames
+            if buffer[1] != 0x00 or buffer[2] != self.address:
+                del buffer[0]
+                continue
+            length = protocol.frame_length(buffer)
+            if len(buffer) < length:
+                return frames
+            frames.append(bytes(buffer[:length]))
+            del buffer[:length]
+
+    def _send(self, write: Callable[[bytes], None], data: bytes) -> None:
+        if not self.baudrate:
+            write(data)
+            return
+        byte_time = 10.0 / self.baudrate  # 8N1: start + 8 data + stop bits
+        start = time.monotonic()
+        for i in range(len(data)):
+            delay = start + i * byte_time - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            write(data[i : i + 1])
+
+    # -- the unit ----------------------------------------------------------------------------
+    def respond(self, request: bytes) -> bytes | None:
+        """The bytes the unit sends back for one request frame addressed to it (None: silent)."""
+        with self._lock:
+            if not self._serial_mode:
+                return None
+            self.requests.append(request)
+            if request[-1] != protocol.checksum(request[1:-1]):
+                command, data = self._error(protocol.BAD_CHECKSUM, request[3])
+            else:
+                command, data = self._handle(protocol.decode_frame(request))
+            if self._errors:
+                command, data = protocol.ERROR_REPLY, bytes((self._errors.popleft(), request[3]))
+            reply = protocol.Frame(self.lead, self.address, command, data).encode()
+            if self._corrupt:
+                self._corrupt -= 1
+                reply = reply[:-1] + bytes((reply[-1] ^ 0xFF,))
+            if self._noise and self._rng.random() < self._noise:
+                reply = self._rng.randbytes(self._rng.randint(1, 4)) + reply
+            # An RTE told "serial comm off" (On/Off d8) answers, then goes back to local control.
+            self._serial_mode = self._settings.get("serial comm", True)
+            return reply
+
+    def _handle(self, frame: protocol.Frame) -> tuple[int, bytes]:
+        command, data = frame.command, frame.data
+        reads, sets = self._reads, self._sets
+        if command == protocol.ACKNOWLEDGE and not data:
+            return command, _ACK_VERSION
+        if command == protocol.READ_STATUS and not data:
+            return command, protocol.encode_status(self.family.name, self._active_bits())
+        if command in reads and not data:
+            return command, self._reading(reads[command])
+        if command in sets and len(data) == 2:
+            self._store(sets[command], int.from_bytes(data, "big", signed=True))
+            return command, self._reading(sets[command])
+        if (command == protocol.SET_ON_OFF and len(data) in self._on_off_lengths
+                and all(v <= protocol.NO_CHANGE for v in data)):
+            return command, self._on_off(data)
+        known = command in reads or command in sets or command in (
+            protocol.ACKNOWLEDGE, protocol.READ_STATUS, protocol.SET_ON_OFF)
+        return self._error(protocol.BAD_DATA if known else protocol.BAD_COMMAND, command)
+
+    def _error(self, kind: str, command: int) -> tuple[int, bytes]:
+        return protocol.ERROR_REPLY, bytes((protocol.error_code(self.family.name, kind), command))
+
+    def _decimals(self, name: str) -> int:
+        return _PID[name][0] if name in _PID else self._temp_decimals
+
+    def _clamp(self, name: str, value: float) -> float:
+        low, high = _PID[name][1:3] if name in _PID else self.temperature_range
+        return min(max(value, low), high)
+
+    def _reading(self, name: str) -> bytes:
+        decimals = self._decimals(name)
+        value = self._current(name)
+        unit = _NO_UNIT if name in _PID else _CELSIUS
+        return protocol.encode_reading(protocol.to_raw(value, decimals), decimals, unit)
+
+    def _store(self, name: str, raw: int) -> None:
+        # The unit reads the digits at its own precision and limits them to its range.
+        self._advance()
+        self._values[name] = self._clamp(name, raw / 10 ** self._decimals(name))
+
+    def _current(self, name: str) -> float:
+        self._advance()
+        if name == "InternalTemperature":
+            return self._internal
+        if name == "ExternalTemperature":
+            return self._external
+        return self._values[name]
+
+    def _advance(self) -> None:
+        """First-order bath: towards the set point while running, towards ambient when off;
+        the external probe lags the bath."""
+        now = time.monotonic()
+        dt, self._last_advance = now - self._last_advance, now
+        target = self._values["Setpoint"] if self._running else self.ambient
+        self._internal = target + (self._internal - target) * math.exp(-dt / self.time_constant_s)
+        lag = math.exp(-2.0 * dt / self.time_constant_s)
+        self._external = self._internal + (self._external - self._internal) * lag
+
+    def _active_bits(self) -> set[str]:
+        self._advance()
+        names = self._faults | self._warnings
+        booleans = self.family.booleans
+        if self._running:
+            names.add(booleans["UnitOn"])
+            setpoint = self._values["Setpoint"]
+            for attr, on in (("PumpOn", True), ("HeaterOn", self._internal < setpoint - 0.05),
+                             ("CompressorOn", self._internal > setpoint + 0.05)):
+                if attr in booleans and on:
+                    names.add(booleans[attr])
+        if self._faults and self.family.name in _FAULT_SUMMARY:
+            names.add(_FAULT_SUMMARY[self.family.name])
+        return names
+
+    def _on_off(self, data: bytes) -> bytes:
+        """Apply a Set On/Off array (2 = leave alone) and report the resulting settings."""
+        names = self.family.on_off[: len(data)]
+        for name, wanted in zip(names, data):
+            if wanted == protocol.NO_CHANGE:
+                continue
+            if name == "unit on":
+                self._advance()
+                self._running = bool(wanted) and not self._faults  # a faulted unit won't start
+                continue
+            self._settings[name] = bool(wanted)
+            if name == "0.01 °C" and self._temp_decimals:
+                self._temp_decimals = 2 if wanted else 1
+        state = [self._running if name == "unit on" else self._settings[name] for name in names]
+        return bytes(int(on) for on in state)
+
+
+def _decimals_for(precision: float) -> int:
+    for step, decimals in _PRECISIONS.items():
+        if math.isclose(precision, step):
+            return decimals
+    raise ValueError(f"precision {precision} unknown: expected 1, 0.1 or 0.01")
+
+
+# -- command line ----------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=5021, help="TCP port (0: any free port)")
+    parser.add_argument("--family", choices=list(protocol.FAMILIES), default="Polystat")
+    parser.add_argument("--precision", type=float, choices=sorted(_PRECISIONS), default=0.1,
+                        help="temperature resolution in °C")
+    parser.add_argument("--address", type=int, default=1, help="unit address (RS-485: 1–100)")
+    parser.add_argument("--bus", choices=list(protocol.LEADS), default="RS232")
+    parser.add_argument("--baud", type=int, default=None, help="pace replies at this baud rate")
+    parser.add_argument("--setpoint", type=float, default=20.0, help="initial set point in °C")
+    parser.add_argument("--pty", action="store_true", help="also serve on a pseudo-terminal")
+
+
+def run(args: argparse.Namespace) -> int:
+    sim = ChillerSimulator(
+        family=args.family, host=args.host, port=args.port, address=args.address, bus=args.bus,
+        precision=args.precision, baudrate=args.baud, setpoint=args.setpoint,
+    )
+    done = threading.Event()
+    # SIGTERM (systemd, docker stop) ends it as cleanly as Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    sim.start()
+    try:
+        print(f"{sim.family.name} chiller simulator, address {sim.address}, on {sim.url}", flush=True)
+        if args.pty:
+            print(f"  and on {sim.open_pty()}", flush=True)
+        while not done.wait(1.0):  # a timed wait, so Ctrl-C is seen at once
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+    return 0
