@@ -30,6 +30,18 @@ REASON_REFUSED = "PlantDS_CommandRefused"
 REASON_NOT_VERIFIED = "PlantDS_NotVerified"
 REASON_FAILED = "PlantDS_InstrumentError"
 
+# Attribute configuration a site edits in the DB (Jive, dsconfig) and Init applies again.
+CONFIG_KEYS = (
+    "label", "description", "unit", "format", "min_value", "max_value",
+    "min_alarm", "max_alarm", "min_warning", "max_warning", "delta_t", "delta_val",
+    "abs_change", "rel_change", "archive_abs_change", "archive_rel_change", "archive_period",
+    "event_period",
+)
+# Keys whose absence means "no limit / no threshold": removing them from the DB clears them.
+RESETTABLE_KEYS = frozenset(CONFIG_KEYS) - {"label", "description", "unit", "format", "event_period"}
+NOT_SPECIFIED = "Not specified"
+CONFIG_ALIASES = {"doc": "description"}
+
 # Placeholder written with ATTR_INVALID quality; clients never see it (Tango drops the value).
 _INVALID_PLACEHOLDER = {
     tango.CmdArgType.DevDouble: 0.0,
@@ -93,6 +105,12 @@ class PlantDevice(Device):
     def init_device(self) -> None:
         super().init_device()
         self.worker: IOWorker | None = None
+        self._db_attr_props: dict | None = None  # re-read on every Init
+        reinit = hasattr(self, "_attr_table_defaults")
+        if not reinit:
+            self._attr_table_defaults: dict[str, dict[str, str]] = {}
+            self._attr_device_defaults: dict[str, dict[str, str]] = {}
+            self._attr_units: dict[str, str] = {}
         self.set_state(DevState.INIT)
         self.set_status("Connecting to the instrument")
         try:
@@ -103,6 +121,12 @@ class PlantDevice(Device):
             self.set_status(f"Configuration error: {exc}. Fix the device properties and run Init.")
             self.error_stream(f"configuration error: {exc}")
             return
+        if reinit:
+            # Tango keeps dynamic attributes across Init; re-run the table so units and limits
+            # follow the new properties, then apply the DB's current attribute configuration.
+            self.initialize_dynamic_attributes()
+            for name in list(self._attr_table_defaults):
+                self._apply_attribute_config(name)
         self.worker = IOWorker(
             self.get_name(), driver, self.RefreshPeriod / 1000.0, on_refresh=self.on_snapshot
         )
@@ -165,39 +189,85 @@ class PlantDevice(Device):
 
         Dynamic, because the read method then receives the attribute (one generic reader for all)
         and because units, families and command tables decide at Init which attributes exist.
-        ``fset(attr)`` makes it read/write.
+        ``fset(attr)`` makes it read/write. On a later Init this is a no-op for the attribute
+        itself (Tango keeps it) but its configuration is applied again.
         """
         access = AttrWriteType.READ_WRITE if fset else AttrWriteType.READ
         self.add_attribute(
             attribute(name=name, fget=self.read_from_snapshot, fset=fset, access=access, **props)
         )
+        table = {CONFIG_ALIASES.get(k, k): str(v) for k, v in props.items() if CONFIG_ALIASES.get(k, k) in CONFIG_KEYS}
+        # Tango itself applied the table's values and the DB's at creation.
+        self._attr_table_defaults[name] = table
 
     def set_device_defaults(self, name: str, unit: str | None = None, **defaults: str) -> None:
         """Per-device attribute defaults that depend on device properties (units, converted limits).
 
         Dynamic attributes of one name share their class-level defaults across devices, so these
-        are applied per device after creation: ``unit`` always (it must match the conversion the
-        device does), the other defaults only where the Tango DB does not set them (the DB wins).
+        are applied per device: ``unit`` always (it must match the conversion the device does),
+        the other defaults only where the Tango DB does not set them (the DB wins).
+        """
+        self._attr_device_defaults[name] = {k: str(v) for k, v in defaults.items()}
+        if unit is not None:
+            self._attr_units[name] = unit
+        self._apply_attribute_config(name)
+
+    def _apply_attribute_config(self, name: str) -> None:
+        """Configuration of one attribute: forced unit > DB > device default > table > unset.
+
+        Run at creation and again on every Init, so an edit made in the DB (Jive, dsconfig) or a
+        changed unit property takes effect on Init without a server restart; a property removed
+        from the DB falls back to the default.
         """
         attr = self.get_device_attr().get_attr_by_name(name)
-        props = attr.get_properties()
+        if attr.get_data_type() == tango.CmdArgType.DevEnum:
+            return  # MultiAttrProp cannot carry enum_labels; an enum has no limits to follow
         configured = self._db_attribute_properties().get(name, {})
-        if unit is not None:
-            props.unit = unit
-        for key, value in defaults.items():
-            if key not in configured:
-                setattr(props, key, value)
-        attr.set_properties(props)
+        props = attr.get_properties()
+        for key in CONFIG_KEYS:
+            if key in configured:
+                value = ",".join(configured[key])
+            elif key in self._attr_device_defaults.get(name, {}):
+                value = self._attr_device_defaults[name][key]
+            elif key in self._attr_table_defaults.get(name, {}):
+                value = self._attr_table_defaults[name][key]
+            elif key in RESETTABLE_KEYS:
+                value = NOT_SPECIFIED
+            else:
+                continue
+            setattr(props, key, value)
+        if name in self._attr_units:
+            props.unit = self._attr_units[name]
+        try:
+            attr.set_properties(props)
+        except tango.DevFailed as exc:
+            # e.g. a DB max_alarm below the default min_alarm: keep the device running and say so.
+            self.error_stream(f"attribute {name}: configuration not applied: {exc.args[0].desc}")
+        self._restore_db_entries(name, configured)
+
+    def _restore_db_entries(self, name: str, configured: dict) -> None:
+        """Undo the DB writes ``set_properties`` makes, so the DB keeps only what the site set.
+
+        cppTango stores every property it is given; our defaults are not site configuration and
+        must not become it (a later unit change would otherwise inherit stale limits).
+        """
+        if not tango.Util._UseDb:
+            return
+        db = tango.Util.instance().get_database()
+        db.delete_device_attribute_property(
+            self.get_name(), {name: [k for k in CONFIG_KEYS if k not in configured]}
+        )
+        if "unit" in configured and name in self._attr_units:
+            db.put_device_attribute_property(self.get_name(), {name: {"unit": configured["unit"]}})
 
     def _db_attribute_properties(self) -> dict[str, dict]:
-        if not hasattr(self, "_db_attr_props"):
-            util = tango.Util.instance()
-            if util._UseDb:
-                db = util.get_database()
+        """The device's attribute properties in the Tango DB, read once per Init."""
+        if self._db_attr_props is None:
+            self._db_attr_props = {}
+            if tango.Util._UseDb:
+                db = tango.Util.instance().get_database()
                 names = [a.get_name() for a in self.get_device_attr().get_attribute_list()]
-                self._db_attr_props = db.get_device_attribute_property(self.get_name(), names)
-            else:
-                self._db_attr_props = {}
+                self._db_attr_props = dict(db.get_device_attribute_property(self.get_name(), names))
         return self._db_attr_props
 
     @staticmethod

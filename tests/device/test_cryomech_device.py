@@ -200,3 +200,32 @@ def test_modbus_exception_replies_are_reported_and_recovered(cpa, sims):
     sims[0].set_exception(None)
     wait_for(state_is(d, DevState.OFF), what="recovered")
     assert not math.isnan(d.HighPressure)
+
+
+def test_init_applies_unit_and_db_attribute_edits(cpa):
+    """What a site does in Jive: edit properties, run Init, see the effect without a restart."""
+    d = cpa["test/compressor/ro"]
+    db = tango.Database()
+    celsius = d.OilTemperature
+    assert d.get_attribute_config("OilTemperature").unit == "degC"
+    try:
+        db.put_device_property(d.name(), {"TemperatureUnit": ["K"]})
+        db.put_device_attribute_property(d.name(), {"HighPressure": {"max_alarm": ["12.5"]}})
+        d.Init()
+        wait_for(state_is(d, DevState.ALARM, DevState.OFF), what="back after Init")
+        cfg = d.get_attribute_config("OilTemperature")
+        assert cfg.unit == "K"
+        # the CPA1114 limit followed the unit: 125 degF = 324.82 K
+        assert float(cfg.alarms.max_alarm) == pytest.approx(324.82, abs=0.01)
+        assert d.OilTemperature == pytest.approx(celsius + 273.15, abs=1)
+        assert float(d.get_attribute_config("HighPressure").alarms.max_alarm) == 12.5
+        assert d.read_attribute("HighPressure").quality == AttrQuality.ATTR_ALARM
+        # removing the DB's value brings back the default limit (400 psig in bar)
+        db.delete_device_attribute_property(d.name(), {"HighPressure": ["max_alarm"]})
+        d.Init()
+        assert float(d.get_attribute_config("HighPressure").alarms.max_alarm) == pytest.approx(27.58, abs=0.01)
+    finally:
+        db.delete_device_property(d.name(), ["TemperatureUnit"])
+        db.delete_device_attribute_property(d.name(), {"HighPressure": ["max_alarm"]})
+        d.Init()
+    assert d.get_attribute_config("OilTemperature").unit == "degC"

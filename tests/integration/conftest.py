@@ -1,0 +1,307 @@
+"""Integration tests: the real C++ DataBaseds on MariaDB, as a facility runs it.
+
+They need Debian's tango-db and mariadb-server (``deploy/tangodb.sh install``) and run only when
+asked: ``PLANTDS_REAL_DB=1 pytest`` or ``pytest --real-db`` (the option is registered in
+``tests/conftest.py``). Otherwise every test marked ``integration`` is skipped, saying how to
+enable it.
+
+One database serves the whole session: ``deploy/tangodb.sh start`` brings it up on a free
+loopback port with its state in a pytest temporary folder, and ``stop`` always takes it down.
+On it runs the demo plant exactly as a site runs its own: ``plantds config load`` of the
+shipped files (devices, then archiving), the instruments (here the demo's simulators, on the
+ports written in ``db/demo.json``) and the ``PlantDS demo`` server process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import tango
+
+from plantds.devices.cryomech.simulator import CpaSimulator
+from plantds.server import config, demo
+from plantds.server.processes import plantds_server
+from plantds.server.testing import wait_for
+
+TANGODB_SH = Path(__file__).resolve().parents[2] / "deploy" / "tangodb.sh"
+ENABLE_HINT = "set PLANTDS_REAL_DB=1 or pass --real-db (needs `deploy/tangodb.sh install` once)"
+# A device is ready once it has reached its instrument (neither connecting nor unreachable).
+NOT_READY = (tango.DevState.INIT, tango.DevState.UNKNOWN)
+
+
+def real_db_enabled(config: pytest.Config) -> bool:
+    return os.environ.get("PLANTDS_REAL_DB") == "1" or config.getoption("--real-db")
+
+
+def pytest_collection_modifyitems(config, items):
+    if real_db_enabled(config):
+        return
+    skip = pytest.mark.skip(reason=f"integration test against the real Tango DB: {ENABLE_HINT}")
+    for item in items:
+        if item.get_closest_marker("integration"):
+            item.add_marker(skip)
+
+
+def tangodb(command: str, state: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(TANGODB_SH), command],
+        env={**os.environ, "PLANTDS_STATE": str(state)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@contextlib.contextmanager
+def private_tango_db(state: Path) -> Iterator[str]:
+    """A fresh MariaDB + DataBaseds with its state in ``state``; yields its TANGO_HOST."""
+    try:
+        started = tangodb("start", state)
+        if started.returncode != 0:
+            pytest.fail(
+                f"deploy/tangodb.sh start failed ({started.returncode}):\n{started.stderr}"
+                f"\nlogs in {state}",
+                pytrace=False,
+            )
+        lines = [ln for ln in started.stdout.splitlines() if ln.startswith("TANGO_HOST=")]
+        yield lines[-1].split("=", 1)[1]
+    finally:
+        stopped = tangodb("stop", state)
+        assert stopped.returncode == 0, f"deploy/tangodb.sh stop failed:\n{stopped.stderr}"
+
+
+@pytest.fixture(scope="session")
+def real_tango_db(request, tmp_path_factory) -> Iterator[str]:
+    """TANGO_HOST ("127.0.0.1:PORT") of a fresh MariaDB-backed DataBaseds, exported for the
+    session."""
+    if not real_db_enabled(request.config):
+        pytest.skip(ENABLE_HINT)
+    previous = os.environ.get("TANGO_HOST")
+    try:
+        with private_tango_db(tmp_path_factory.mktemp("tangodb")) as tango_host:
+            os.environ["TANGO_HOST"] = tango_host
+            yield tango_host
+    finally:
+        if previous is None:
+            os.environ.pop("TANGO_HOST", None)
+        else:
+            os.environ["TANGO_HOST"] = previous
+
+
+def plantds_config(action: str, *args: str, tango_host: str, scratch: Path) -> subprocess.CompletedProcess:
+    """``plantds config <action> <args>`` as an operator types it, against ``tango_host``."""
+    # json2tango saves the DB's previous state as a temporary file: keep it in ``scratch``.
+    env = {**os.environ, "TANGO_HOST": tango_host, "TMPDIR": str(scratch)}
+    return subprocess.run(
+        [sys.executable, "-m", "plantds.server.cli", "config", action, *args],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+
+
+@dataclass(frozen=True)
+class ArchivedAttribute:
+    """One entry of an HDB++ subscriber's AttributeList."""
+
+    entry: str  # as written in the property, e.g. tango://host:port/plant/compressor/1/x;strategy=ALWAYS
+    tango_host: str
+    device: str
+    attribute: str
+
+    @classmethod
+    def parse(cls, entry: str) -> ArchivedAttribute:
+        name = entry.split(";", 1)[0]
+        assert name.startswith("tango://"), f"AttributeList entry {entry!r} is not a tango:// name"
+        host, device_and_attribute = name[len("tango://"):].split("/", 1)
+        device, _, attribute = device_and_attribute.rpartition("/")
+        assert device.count("/") == 2, f"AttributeList entry {entry!r} does not name domain/family/member/attribute"
+        return cls(entry, host, device, attribute)
+
+    def __str__(self) -> str:
+        return f"{self.device}/{self.attribute}"
+
+
+class EventLog:
+    """A subscription's callback: keeps every event with its reception time (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: list[tuple[float, tango.EventData]] = []
+
+    def push_event(self, event: tango.EventData) -> None:
+        with self._lock:
+            self._events.append((time.monotonic(), event))
+
+    def since(self, mark: float = 0.0) -> list[tango.EventData]:
+        with self._lock:
+            return [event for received, event in self._events if received >= mark]
+
+    def values_since(self, mark: float = 0.0) -> list:
+        """Values of the good events received since ``mark`` (errors left out)."""
+        return [e.attr_value.value for e in self.since(mark) if not e.err]
+
+
+class DemoPlant:
+    """The demo plant on the real Tango DB: its configuration, simulators and PlantDS server."""
+
+    def __init__(self, tango_host: str, workdir: Path):
+        self.tango_host = tango_host
+        self.workdir = workdir
+        self.devices = demo.demo_devices(config.bundled("demo.json"))
+        self.simulators: list = []
+        self._proxies: dict[str, tango.DeviceProxy] = {}
+        self._stack = contextlib.ExitStack()
+        self._server: contextlib.ExitStack | None = None
+
+    # -- configuration ---------------------------------------------------------------------
+    def config(self, action: str, *args: str) -> subprocess.CompletedProcess:
+        return plantds_config(action, *args, tango_host=self.tango_host, scratch=self.workdir)
+
+    def load_shipped_config(self) -> None:
+        """``plantds config load`` of every file the demo loads, in its order."""
+        for name in demo.CONFIG_FILES:
+            done = self.config("load", str(config.bundled(name)))
+            assert done.returncode == 0, f"plantds config load {name} failed:\n{done.stdout}{done.stderr}"
+
+    @staticmethod
+    def archive_subscribers() -> dict[str, str]:
+        """HDB++ event subscriber device → its server, as written in db/archiving.json."""
+        servers = json.loads(config.bundled("archiving.json").read_text())["servers"]
+        return {
+            device: f"{server}/{instance}"
+            for server, instances in servers.items()
+            for instance, classes in instances.items()
+            for device in classes.get("HdbEventSubscriber", {})
+        }
+
+    def archived(self) -> list[ArchivedAttribute]:
+        """What the HDB++ subscribers archive, read from the DB as hdbpp-es reads it."""
+        db = tango.Database()
+        return [
+            ArchivedAttribute.parse(entry)
+            for subscriber in self.archive_subscribers()
+            for entry in db.get_device_property(subscriber, "AttributeList")["AttributeList"]
+        ]
+
+    # -- processes -------------------------------------------------------------------------
+    def start(self) -> None:
+        for sim in demo.simulators():
+            self.simulators.append(self._stack.enter_context(sim))
+        self.start_server()
+
+    def start_server(self) -> None:
+        self._server = contextlib.ExitStack()
+        self._server.enter_context(
+            plantds_server("demo", list(self.devices), self.tango_host, self.workdir / "PlantDS-demo.log")
+        )
+        self.wait_ready()
+
+    def stop_server(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    def restart_server(self) -> None:
+        """Stop the PlantDS process and start it again (a Starter restart, a host reboot)."""
+        self.stop_server()
+        self.start_server()
+
+    def stop(self) -> None:
+        self.stop_server()
+        self._stack.close()
+
+    def restart_device(self, name: str) -> None:
+        """What Jive's "Restart device" does: the admin device re-creates the device, which
+        reads its properties and attribute configuration from the DB again."""
+        tango.DeviceProxy(self.proxy(name).adm_name()).DevRestart(name)
+        wait_for(lambda: self.proxy(name).state() not in NOT_READY, timeout=20, what=f"{name} ready again")
+
+    def wait_ready(self) -> None:
+        for name in self.devices:
+            proxy = self.proxy(name)
+            wait_for(lambda: proxy.state() not in NOT_READY, timeout=30, what=f"{name} reaching its instrument")
+
+    # -- access ----------------------------------------------------------------------------
+    def proxy(self, name: str) -> tango.DeviceProxy:
+        if name not in self._proxies:
+            self._proxies[name] = tango.DeviceProxy(f"tango://{self.tango_host}/{name}")
+        return self._proxies[name]
+
+    def simulator(self, cls: type):
+        return next(sim for sim in self.simulators if isinstance(sim, cls))
+
+
+@pytest.fixture(scope="session")
+def demo_plant(real_tango_db, tmp_path_factory) -> Iterator[DemoPlant]:
+    plant = DemoPlant(real_tango_db, tmp_path_factory.mktemp("demo-plant"))
+    plant.load_shipped_config()
+    try:
+        plant.start()
+        yield plant
+    finally:
+        plant.stop()
+
+
+@pytest.fixture
+def shipped_config(demo_plant) -> Iterator[DemoPlant]:
+    """For tests that edit the DB as an operator would: afterwards the shipped files are loaded
+    again and the server restarted, so the next test finds the plant as db/ describes it."""
+    yield demo_plant
+    demo_plant.load_shipped_config()
+    demo_plant.restart_server()
+
+
+@pytest.fixture
+def fresh_tango_db(tmp_path_factory) -> Iterator[str]:
+    """TANGO_HOST of another, empty, real Tango DB: a facility's before its first load."""
+    with private_tango_db(tmp_path_factory.mktemp("fresh-db")) as tango_host:
+        yield tango_host
+
+
+@pytest.fixture
+def config_tool(tmp_path):
+    """``config_tool(action, *args, tango_host=...)``: ``plantds config`` as an operator runs it."""
+    return functools.partial(plantds_config, scratch=tmp_path)
+
+
+@pytest.fixture
+def subscribe() -> Iterator:
+    """``subscribe(proxy, attribute, event_type) -> EventLog``; unsubscribed after the test."""
+    subscriptions: list[tuple[tango.DeviceProxy, int]] = []
+
+    def _subscribe(proxy: tango.DeviceProxy, attribute: str, event_type: tango.EventType) -> EventLog:
+        log = EventLog()
+        subscriptions.append((proxy, proxy.subscribe_event(attribute, event_type, log)))
+        return log
+
+    yield _subscribe
+    for proxy, event_id in subscriptions:
+        with contextlib.suppress(tango.DevFailed):
+            proxy.unsubscribe_event(event_id)
+
+
+COMPRESSOR = "plant/compressor/1"
+
+
+@pytest.fixture
+def compressor(demo_plant) -> Iterator[tuple[tango.DeviceProxy, CpaSimulator]]:
+    """The demo's compressor and its simulated panel; left idle and fault-free afterwards."""
+    proxy, sim = demo_plant.proxy(COMPRESSOR), demo_plant.simulator(CpaSimulator)
+    yield proxy, sim
+    sim.set_warnings(0)
+    sim.clear_faults()
+    wait_for(lambda: proxy.state() not in NOT_READY, what="compressor reachable")
+    if proxy.state() in (tango.DevState.ON, tango.DevState.MOVING):
+        wait_for(lambda: proxy.state() == tango.DevState.ON, what="compressor running")
+        proxy.Off()
+    wait_for(lambda: proxy.state() == tango.DevState.OFF, what="compressor idle again")

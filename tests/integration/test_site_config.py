@@ -1,0 +1,72 @@
+"""db/ is a site's configuration: ``plantds config`` loads it into the real Tango DB with dsconfig,
+reports what a file would change, and fills in the archive entries' TANGO_HOST."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import tango
+
+from plantds.server import config, demo
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("name", demo.CONFIG_FILES)
+def test_loaded_files_match_the_db(demo_plant, name):
+    # The session loaded every file with `plantds config load`: diffing now finds nothing.
+    diff = demo_plant.config("diff", str(config.bundled(name)))
+    assert diff.returncode == 0, diff.stderr
+    assert "the DB already matches" in diff.stdout, diff.stdout
+
+
+def test_diff_reports_what_an_operator_changed(shipped_config):
+    device = "plant/compressor/1"
+    tango.Database().put_device_property(device, {"RefreshPeriod": ["5000"]})
+    diff = shipped_config.config("diff", str(config.bundled("demo.json")))
+    assert diff.returncode == 0, diff.stderr
+    assert "changes pending" in diff.stdout
+    # json2tango names the device and the property it would set back, with the file's value.
+    assert device in diff.stdout and "RefreshPeriod" in diff.stdout and "1000" in diff.stdout
+
+
+def test_archive_entries_name_this_database(demo_plant):
+    archived = demo_plant.archived()
+    assert archived, "db/archiving.json archives nothing"
+    db = tango.Database()
+    for subscriber, server in demo_plant.archive_subscribers().items():
+        assert db.get_device_info(subscriber).ds_full_name == server
+    for entry in archived:
+        assert entry.tango_host == demo_plant.tango_host, f"{entry.entry}: placeholder not filled in"
+        assert entry.entry.endswith(";strategy=ALWAYS"), entry.entry
+        assert entry.device in demo_plant.devices, f"{entry.entry} names a device the demo does not run"
+    assert len({str(e).lower() for e in archived}) == len(archived), "an attribute is listed twice"
+
+
+def test_site_template_loads_into_a_fresh_facility_db(fresh_tango_db, config_tool):
+    """The template as a site first loads it: into an empty DB, then nothing left to change."""
+    template = str(config.bundled("site-template.json"))
+    site = fresh_tango_db
+    first = config_tool("diff", template, tango_host=site)
+    assert first.returncode == 0 and "changes pending" in first.stdout, first.stdout + first.stderr
+    load = config_tool("load", template, tango_host=site)
+    assert load.returncode == 0 and f"written to {site}" in load.stdout, load.stdout + load.stderr
+    again = config_tool("diff", template, tango_host=site)
+    assert "the DB already matches" in again.stdout, again.stdout
+
+    servers = json.loads(config.bundled("site-template.json").read_text())["servers"]
+    db = tango.Database(*site.split(":"))
+    subscribers = []
+    for server, instances in servers.items():
+        for instance, classes in instances.items():
+            for cls, devices in classes.items():
+                for device in devices:
+                    info = db.get_device_info(device)
+                    assert (info.ds_full_name, info.class_name) == (f"{server}/{instance}", cls)
+                    if cls == "HdbEventSubscriber":
+                        subscribers.append(device)
+    assert subscribers, "the site template configures no HDB++ event subscriber"
+    for subscriber in subscribers:
+        entries = db.get_device_property(subscriber, "AttributeList")["AttributeList"]
+        assert entries and all(e.startswith(f"tango://{site}/") for e in entries)

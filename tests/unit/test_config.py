@@ -1,0 +1,109 @@
+"""The site configuration files in db/ and the placeholder ``plantds config`` fills in (pure:
+files only, no Tango DB)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from plantds.server import config
+
+PLACEHOLDER = config.TANGO_HOST_PLACEHOLDER
+# The file sets a site loads together: the demo plant (as `plantds demo` loads it) and the template.
+FILE_SETS = {
+    "demo": ("demo.json", "archiving.json"),
+    "site-template": ("site-template.json",),
+}
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def merged_servers(names: tuple[str, ...]) -> dict:
+    servers: dict = {}
+    for name in names:
+        for server, instances in json.loads(config.bundled(name).read_text())["servers"].items():
+            servers.setdefault(server, {}).update(instances)
+    return servers
+
+
+def devices_of(servers: dict, exclude_class: str | None = None) -> dict[str, dict]:
+    """device name (lower case) → its dsconfig block."""
+    return {
+        device.lower(): block
+        for instances in servers.values()
+        for classes in instances.values()
+        for cls, devices in classes.items()
+        if cls != exclude_class
+        for device, block in devices.items()
+    }
+
+
+def archive_entries(servers: dict) -> list[str]:
+    return [
+        entry
+        for block in devices_of(servers).values()
+        for entry in block.get("properties", {}).get("AttributeList", [])
+    ]
+
+
+def test_resolved_fills_in_the_tango_host_in_a_copy(tmp_path):
+    source = tmp_path / "site.json"
+    text = json.dumps({"AttributeList": [f"tango://{PLACEHOLDER}/plant/compressor/1/highpressure"]})
+    source.write_text(text)
+    (tmp_path / "out").mkdir()
+    out = config.resolved(source, "tango-db.example.org:10000", out_dir=tmp_path / "out")
+    assert out != source and out.name == "site.json"
+    assert json.loads(out.read_text()) == {
+        "AttributeList": ["tango://tango-db.example.org:10000/plant/compressor/1/highpressure"]
+    }
+    assert source.read_text() == text  # the site's own file is never rewritten
+
+
+def test_resolved_leaves_a_file_without_placeholder_as_it_is(tmp_path):
+    source = tmp_path / "plain.json"
+    source.write_text('{"servers": {}}')
+    assert config.resolved(source, "tango-db.example.org:10000", out_dir=tmp_path) == source
+
+
+@pytest.mark.parametrize("file_set", FILE_SETS)
+def test_every_archived_attribute_is_polled_with_archive_settings(file_set):
+    """hdbpp-es only receives archive events from a polled attribute with archive criteria."""
+    servers = merged_servers(FILE_SETS[file_set])
+    instruments = devices_of(servers, exclude_class="HdbEventSubscriber")
+    entries = archive_entries(servers)
+    assert entries, f"{file_set}: no AttributeList entries"
+    for entry in entries:
+        assert entry.startswith(f"tango://{PLACEHOLDER}/"), f"{entry}: write the host as {PLACEHOLDER}"
+        name, _, options = entry.partition(";")
+        assert options == "strategy=ALWAYS", entry
+        device, _, attribute = name[len(f"tango://{PLACEHOLDER}/"):].rpartition("/")
+        assert device.lower() in instruments, f"{entry}: {device} is not configured in {file_set}"
+        block = instruments[device.lower()]
+        polled = [p.lower() for p in block["properties"].get("polled_attr", [])[::2]]
+        assert attribute.lower() in polled, f"{entry}: not in {device}'s polled_attr"
+        props = {k.lower(): v for k, v in block.get("attribute_properties", {}).items()}.get(attribute.lower(), {})
+        criteria = {"archive_period", "archive_abs_change", "archive_rel_change"} & set(props)
+        assert criteria, f"{entry}: no archive_period/archive_abs_change/archive_rel_change"
+
+
+def test_polled_attr_lists_names_and_periods():
+    for file_set, names in FILE_SETS.items():
+        for device, block in devices_of(merged_servers(names), exclude_class="HdbEventSubscriber").items():
+            polled = block["properties"].get("polled_attr", [])
+            assert len(polled) % 2 == 0, f"{file_set} {device}: polled_attr is name, period pairs"
+            for period in polled[1::2]:
+                assert period.isdigit() and int(period) > 0, f"{file_set} {device}: period {period!r}"
+
+
+def test_site_template_names_real_instruments_not_simulators():
+    for device, block in devices_of(merged_servers(FILE_SETS["site-template"]), "HdbEventSubscriber").items():
+        url = block["properties"]["Url"][0]
+        assert not url.startswith("virtual://"), f"{device}: {url} is a test bus"
+        assert not any(host in url for host in LOOPBACK_HOSTS), f"{device}: {url} is a simulator's address"
+
+
+def test_demo_devices_reach_simulators_on_loopback():
+    for device, block in devices_of(merged_servers(FILE_SETS["demo"]), "HdbEventSubscriber").items():
+        url = block["properties"]["Url"][0]
+        assert url.startswith("virtual://") or any(h in url for h in LOOPBACK_HOSTS), f"{device}: {url}"
+
