@@ -1,0 +1,176 @@
+"""CAN ports opened by Url: python-can buses and ELM327 adapters behind one ``transact``.
+
+| Url | Port |
+|---|---|
+| ``socketcan://can0`` | python-can SocketCAN (bitrate set outside the server, protocol notes §1) |
+| ``socketcand://host[:29536]/can0`` | python-can client of a socketcand server |
+| ``virtual://channel`` | python-can virtual bus (in-process; tests and the simulator) |
+| ``elm327:///dev/ttyUSB0[?baudrate=38400]`` | ELM327 on a serial port |
+| ``elm327+tcp://host[:35000]`` | ELM327 behind a TCP bridge (WiFi adapters, ser2net) |
+
+Every port offers ``name``, ``close()`` and::
+
+    transact(sender, responder, data, timeout, is_reply, observe) -> bytes | None
+
+one request out, the reply's data back (or None), every other frame heard handed to
+``observe`` — so the driver is the same whether the port is a bus it listens to or an adapter
+that answers line by line.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Callable, Iterable
+from urllib.parse import parse_qs, urlsplit
+
+import can
+import serial
+
+from ...server.links import CommError, split_url
+from .elm327 import BAUDRATE, Elm327Port
+
+SOCKETCAND_PORT = 29536
+ELM327_TCP_PORT = 35000
+CONNECT_TIMEOUT_S = 3.0
+
+SCHEMES = ("socketcan", "socketcand", "virtual", "elm327", "elm327+tcp")
+
+
+class BusPort:
+    """A python-can bus: 11-bit frames only, receive filtered to the HPSU's nodes."""
+
+    def __init__(self, bus: can.BusABC, name: str):
+        self._bus = bus
+        self.name = name
+
+    def send(self, arbitration_id: int, data: bytes) -> None:
+        message = can.Message(arbitration_id=arbitration_id, data=data, is_extended_id=False)
+        try:
+            self._bus.send(message)
+        except (can.CanError, OSError) as exc:
+            raise CommError(f"{self.name}: send failed: {exc}") from exc
+
+    def recv(self, timeout: float) -> tuple[int, bytes] | None:
+        """The next data frame within ``timeout`` s, or None. Error, remote and 29-bit frames
+        never carry an HPSU telegram and are skipped."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                message = self._bus.recv(max(0.0, deadline - time.monotonic()))
+            except (can.CanError, OSError) as exc:
+                raise CommError(f"{self.name}: receive failed: {exc}") from exc
+            if message is None:
+                return None
+            if not (message.is_error_frame or message.is_remote_frame or message.is_extended_id):
+                return message.arbitration_id, bytes(message.data)
+
+    def transact(
+        self,
+        sender: int,
+        responder: int,
+        data: bytes,
+        timeout: float,
+        is_reply: Callable[[int, bytes], bool],
+        observe: Callable[[int, bytes], None],
+    ) -> bytes | None:
+        """Send ``data`` from ``sender``; wait up to ``timeout`` s for a frame ``is_reply``
+        accepts and return its data (None on timeout; ``timeout=0`` just sends).
+
+        Frames queued since the last exchange are observed first, never taken as the reply: a
+        reply only counts if it was heard after the request went out.
+        """
+        while (frame := self.recv(0.0)) is not None:
+            observe(*frame)
+        self.send(sender, data)
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            frame = self.recv(remaining)
+            if frame is None:
+                break
+            if is_reply(*frame):
+                return frame[1]
+            observe(*frame)
+        return None
+
+    def close(self) -> None:
+        self._bus.shutdown()
+
+
+def _filters(responders: Iterable[int]) -> list[dict]:
+    # Only the HPSU's nodes send what we read: our replies and, passively, their replies to the
+    # RoCon display. Requests from the display or other clients are filtered out early.
+    return [{"can_id": node, "can_mask": 0x7FF, "extended": False}
+            for node in sorted(set(responders))]
+
+
+def _probe_tcp(host: str, port: int) -> None:
+    # python-can's socketcand client retries a refused connection for 10 s; find out at once.
+    with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
+        pass
+
+
+def opener(url: str, responders: Iterable[int]) -> Callable[[], BusPort | Elm327Port]:
+    """Check ``url`` now (ValueError naming the accepted forms) and return a function that
+    opens the port — the shape ``server.links.acquire`` wants."""
+    scheme, host, port, path = split_url(url)
+    parts = urlsplit(url)
+    filters = _filters(responders)
+
+    if scheme == "socketcan":
+        channel = parts.netloc or path.lstrip("/")
+        if not channel:
+            raise ValueError(f"Url {url!r}: expected socketcan://<interface>, e.g. "
+                             "socketcan://can0")
+        return lambda: BusPort(
+            can.Bus(interface="socketcan", channel=channel, can_filters=filters,
+                    receive_own_messages=False),
+            url,
+        )
+
+    if scheme == "socketcand":
+        channel = path.strip("/") or "can0"
+        if not host:
+            raise ValueError(f"Url {url!r}: expected socketcand://host[:port]/<interface>")
+        port = port or SOCKETCAND_PORT
+
+        def open_socketcand() -> BusPort:
+            _probe_tcp(host, port)
+            return BusPort(
+                can.Bus(interface="socketcand", host=host, port=port, channel=channel,
+                        can_filters=filters),
+                url,
+            )
+
+        return open_socketcand
+
+    if scheme == "virtual":
+        channel = parts.netloc or path.lstrip("/")
+        if not channel:
+            raise ValueError(f"Url {url!r}: expected virtual://<channel>")
+        return lambda: BusPort(
+            can.Bus(interface="virtual", channel=channel, can_filters=filters,
+                    receive_own_messages=False),
+            url,
+        )
+
+    if scheme == "elm327":
+        if not path:
+            raise ValueError(f"Url {url!r}: expected elm327:///dev/ttyUSB0[?baudrate=38400]")
+        query = parse_qs(parts.query)
+        try:
+            baudrate = int(query.get("baudrate", [BAUDRATE])[0])
+        except ValueError:
+            raise ValueError(f"Url {url!r}: baudrate must be an integer") from None
+        return lambda: Elm327Port(serial.Serial(path, baudrate=baudrate), url)
+
+    if scheme == "elm327+tcp":
+        if not host:
+            raise ValueError(f"Url {url!r}: expected elm327+tcp://host[:35000]")
+        port = port or ELM327_TCP_PORT
+        return lambda: Elm327Port(serial.serial_for_url(f"socket://{host}:{port}"), url)
+
+    raise ValueError(
+        f"Url {url!r}: unknown scheme {scheme!r}; expected one of "
+        + ", ".join(f"{s}://" for s in SCHEMES)
+    )

@@ -1,0 +1,281 @@
+"""HPSU driver against the simulator over every transport: virtual bus, socketcand, ELM327.
+
+The simulator runs a busy bus: the RoCon display (0x10A) and another client (0x190) poll the
+nodes, and with ``mimic_clients`` both re-read every index the driver asks for, so a ``00 00``
+request from 0x190 and a reply to the display always arrive around the driver's own reply.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import pytest
+
+from plantds.devices.rotex import protocol
+from plantds.devices.rotex.driver import HpsuDriver, NoReply, WriteNotVerified
+from plantds.devices.rotex.simulator import DISPLAY_ID, OTHER_CLIENT_ID, HpsuSimulator
+from plantds.devices.rotex.transport import opener
+from plantds.server.links import CommError
+from plantds.server.worker import Comm, IOWorker
+
+OWN_ID = 0x680
+TRANSPORTS = ("virtual", "socketcand", "elm327")
+TRACKED = ("t_hs", "t_dhw", "t_ext", "water_pressure", "flow_rate", "mode_01", "error",
+           "t_hc", "t_hc_set", "heat_slope")
+# Distinct nonzero values (t_ext negative), so a false zero or a swapped reply shows.
+MODEL = {"t_hs": 26.8, "t_dhw": 43.3, "t_ext": -5.0, "water_pressure": 1.85, "flow_rate": 1392,
+         "mode_01": 3, "error": 0, "t_hc": 23.5, "t_hc_set": 34.0, "heat_slope": 0.5}
+
+_channels = itertools.count()
+
+
+def start_sim(**options) -> HpsuSimulator:
+    settings = dict(channel=f"virtual://hpsu-test-{next(_channels)}", socketcand_port=0,
+                    elm_port=0, latency_s=0.005, background_rate_hz=20.0, mimic_clients=True,
+                    drift=False, elm_timeout_s=0.03, seed=4)
+    settings.update(options)
+    return HpsuSimulator(**settings).start()
+
+
+def url_of(sim: HpsuSimulator, transport: str) -> str:
+    return next(url for url in sim.urls if url.startswith(transport))
+
+
+@pytest.fixture
+def sim():
+    simulator = start_sim()
+    for name, value in MODEL.items():
+        simulator.set_value(name, value)
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def drivers():
+    made: list[HpsuDriver] = []
+
+    def make(url: str, **options) -> HpsuDriver:
+        settings = dict(commands=TRACKED, timeout=0.2, retries=1)
+        settings.update(options)
+        driver = HpsuDriver(url, **settings)
+        made.append(driver)
+        return driver
+
+    yield make
+    for driver in made:
+        driver.close()
+
+
+class BusTap:
+    """Every frame on the simulated bus, as a station that only listens."""
+
+    def __init__(self, sim: HpsuSimulator):
+        self.frames: list[tuple[int, bytes]] = []
+        sim.bus.attach(self.hear)
+
+    def hear(self, arbitration_id: int, data: bytes) -> None:
+        self.frames.append((arbitration_id, data))
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_refresh_matches_the_model_on_a_busy_bus(sim, drivers, transport):
+    tap = BusTap(sim)
+    driver = drivers(url_of(sim, transport))
+    driver.connect()
+    for _ in range(3):
+        assert driver.refresh() == MODEL
+    # The hazard was really there: requests with 00 00 for the indexes we read, from another
+    # client and from the very node we were waiting for (which passes any receive filter).
+    indexes = {(sim.commands[n].node, sim.commands[n].index) for n in TRACKED}
+    requests = [protocol.parse_telegram(i, d) for i, d in tap.frames]
+    false_zeros = [t for t in requests if t.msg_type == protocol.MSG_READ and t.value == 0
+                   and (t.sender, t.index) in indexes]
+    assert len(false_zeros) >= len(TRACKED)
+    assert any(t.sender == OTHER_CLIENT_ID and (t.target, t.index) in indexes for t in requests)
+    assert driver.counters.timeouts == 0
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_values_follow_the_model(sim, drivers, transport):
+    driver = drivers(url_of(sim, transport))
+    driver.connect()
+    driver.refresh()
+    sim.set_value("t_hs", 31.4)
+    sim.set_value("mode_01", "summer")
+    sim.set_error(75)
+    values = driver.refresh()
+    assert (values["t_hs"], values["mode_01"], values["error"]) == (31.4, 5, 75)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_replies_to_the_display_are_passive_updates(sim, drivers, transport):
+    driver = drivers(url_of(sim, transport))
+    driver.connect()
+    driver.refresh()
+    driver.refresh()
+    assert driver.counters.passive_updates > 0
+    assert driver.refresh() == MODEL  # and they never carried a wrong value
+
+
+@pytest.mark.parametrize("transport", ("virtual", "socketcand"))
+def test_a_value_the_display_just_read_is_not_requested_again(drivers, transport):
+    sim = start_sim(background_rate_hz=0.0, mimic_clients=False)
+    try:
+        driver = drivers(url_of(sim, transport), commands=("t_hs", "t_dhw"))
+        driver.connect()
+        driver.refresh()
+        sim.set_value("t_dhw", 51.2)
+        tap = BusTap(sim)
+        sim.poll("t_dhw")  # the display asks; the node answers it
+        deadline = time.monotonic() + 2.0
+        while not any(i == sim.commands["t_dhw"].node for i, _ in tap.frames):
+            assert time.monotonic() < deadline, "the node never answered the display"
+            time.sleep(0.005)
+        sent_before = len(sim.frames_from(OWN_ID))
+        assert driver.refresh()["t_dhw"] == 51.2
+        assert len(sim.frames_from(OWN_ID)) == sent_before + 1  # only t_hs was requested
+        assert driver.counters.skipped == 1
+    finally:
+        sim.stop()
+
+
+def test_slow_commands_are_read_once_per_slow_period(sim, drivers):
+    driver = drivers(url_of(sim, "virtual"), commands=("t_hs", "heat_slope"), slow_period_s=60)
+    driver.connect()
+    for _ in range(3):
+        driver.refresh()
+    heat_slope_read = protocol.encode_read(sim.commands["heat_slope"])
+    assert sim.frames_from(OWN_ID).count(heat_slope_read) == 1
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_writes_of_zero_negatives_and_rounding_are_verified(sim, drivers, transport):
+    driver = drivers(url_of(sim, transport))
+    driver.connect()
+    assert sim.value("t_flow_ch_adj") != 0
+    assert driver.write("t_flow_ch_adj", 0) == 0.0  # pyHPSU sent a read for a zero
+    assert sim.value("t_flow_ch_adj") == 0.0
+    assert driver.write("out_temp_adapt", -2.5) == -2.5
+    assert sim.value("out_temp_adapt") == -2.5
+    assert driver.write("heat_slope", 0.29) == 0.29  # 0.29 x 100 = 28.999… must round to 29
+    assert sim.value("heat_slope") == 0.29
+    assert driver.write("mode_01", "summer") == 5
+    writes = [d for d in sim.frames_from(OWN_ID) if d[0] & 0x0F == protocol.MSG_WRITE]
+    assert len(writes) == 4 and all(len(d) == 7 and d[2] == protocol.FA for d in writes)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_bad_writes_are_refused_before_the_wire(sim, drivers, transport):
+    driver = drivers(url_of(sim, transport))
+    driver.connect()
+    before = len(sim.frames_from(OWN_ID))
+    with pytest.raises(ValueError, match="read-only"):
+        driver.write("t_hs", 20.0)
+    with pytest.raises(ValueError, match="maximum"):
+        driver.write("t_dhw_setpoint1", 99.0)
+    with pytest.raises(ValueError, match="label"):
+        driver.write("mode_01", "turbo")
+    driver.read("t_hs")  # something surely sent, so nothing else can still be on its way
+    assert sim.frames_from(OWN_ID)[before:] == [protocol.encode_read(sim.commands["t_hs"])]
+
+
+def test_a_write_that_does_not_take_is_reported(sim, drivers):
+    driver = drivers(url_of(sim, "virtual"))
+    driver.connect()
+    sim.refuse_writes("t_dhw_setpoint1")
+    with pytest.raises(WriteNotVerified, match=r"asked 55.*reports 48\.0"):
+        driver.write("t_dhw_setpoint1", 55)
+
+
+def test_an_unanswered_command_is_invalid_but_the_link_stays_up(sim, drivers):
+    driver = drivers(url_of(sim, "virtual"))
+    driver.connect()
+    sim.mute("t_dhw")
+    values = driver.refresh()
+    assert values["t_dhw"] is None
+    assert {k: v for k, v in values.items() if k != "t_dhw"} == {
+        k: v for k, v in MODEL.items() if k != "t_dhw"}
+    assert driver.counters.failed_reads == 1
+    with pytest.raises(NoReply, match="t_dhw"):
+        driver.read("t_dhw")
+    assert driver.read("t_hs") == MODEL["t_hs"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_silent_heat_pump_is_a_comm_error_then_recovers(sim, drivers, transport):
+    driver = drivers(url_of(sim, transport))
+    driver.connect()
+    sim.set_online(False)
+    with pytest.raises(CommError, match="unanswered"):
+        driver.refresh()
+    driver.close()
+    with pytest.raises(CommError, match="does not answer"):
+        driver.connect()
+    driver.close()
+    sim.set_online(True)
+    driver.connect()
+    assert driver.refresh() == MODEL
+
+
+@pytest.mark.parametrize("transport", ("socketcand", "elm327"))
+def test_dropped_connection_is_a_comm_error_then_recovers(sim, drivers, transport):
+    driver = drivers(url_of(sim, transport))
+    driver.connect()
+    driver.refresh()
+    sim.drop_connections()
+    with pytest.raises(CommError):
+        driver.refresh()
+    driver.close()
+    driver.connect()
+    assert driver.refresh() == MODEL
+
+
+def test_worker_reports_lost_and_reconnects(sim, drivers):
+    driver = drivers(url_of(sim, "elm327"))
+    worker = IOWorker("heatpump", driver, refresh_period_s=0.05)
+    worker.BACKOFF_START_S = 0.05
+
+    def wait_for(condition, what):
+        deadline = time.monotonic() + 10.0
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.01)
+
+    worker.start()
+    try:
+        wait_for(lambda: worker.comm is Comm.CONNECTED and worker.snapshot.values, "first values")
+        assert worker.snapshot.values == MODEL
+        sim.drop_connections()
+        sim.set_online(False)
+        wait_for(lambda: worker.comm is Comm.LOST, "the link to be marked lost")
+        sim.set_online(True)
+        wait_for(lambda: worker.comm is Comm.CONNECTED, "reconnection")
+        assert worker.submit(lambda drv: drv.write("heat_slope", 0.7)).result(5) == 0.7
+    finally:
+        worker.stop()
+
+
+def test_elm327_clone_without_pp_is_named(drivers):
+    sim = start_sim(elm_pp=False)
+    try:
+        driver = drivers(url_of(sim, "elm327"))
+        with pytest.raises(CommError, match=r"does not support programmable parameters \(AT PP\)"):
+            driver.connect()
+        assert sim.received == []  # nothing reached the bus
+    finally:
+        sim.stop()
+
+
+def test_configuration_errors_are_named_up_front():
+    with pytest.raises(ValueError, match="unknown scheme"):
+        HpsuDriver("can://can0")
+    with pytest.raises(ValueError, match="display"):
+        HpsuDriver("virtual://x", own_id=DISPLAY_ID)
+    with pytest.raises(ValueError, match="unknown heat pump command"):
+        HpsuDriver("virtual://x", commands=["t_hs", "no_such_thing"])
+    with pytest.raises(ValueError, match="socketcand://host"):
+        HpsuDriver("socketcand:///can0")
+    # Building the opener checks the Url without touching a port (no SocketCAN here).
+    assert callable(opener("socketcan://can0", [0x180]))
+    assert callable(opener("elm327:///dev/ttyUSB0?baudrate=115200", [0x180]))
