@@ -98,6 +98,9 @@ class PlantDevice(Device):
         """Map one snapshot to (State, Status text) while communication is good."""
         raise NotImplementedError
 
+    def create_attributes(self) -> None:
+        """Add this device's attributes with :meth:`add_snapshot_attribute` (from its tables)."""
+
     def on_snapshot(self, snapshot: Snapshot) -> None:
         """Called on the worker thread after each refresh (e.g. to push events)."""
 
@@ -150,8 +153,10 @@ class PlantDevice(Device):
                 f"Instrument not reachable at {self.Url}: {worker.reason}. "
                 "Retrying automatically; check power, cable and network."
             )
+        if worker.snapshot.time == 0.0:
+            return DevState.INIT, "Connected; waiting for the first refresh"
         if worker.is_stale():
-            age = time.time() - worker.snapshot.time if worker.snapshot.time else float("inf")
+            age = time.time() - worker.snapshot.time
             return DevState.UNKNOWN, f"No fresh data from the instrument for {age:.1f} s"
         return self.instrument_state(dict(worker.snapshot.values))
 
@@ -184,6 +189,45 @@ class PlantDevice(Device):
             return value, stamp, AttrQuality.ATTR_VALID
         return self.invalid_placeholder(attr), stamp, AttrQuality.ATTR_INVALID
 
+    def initialize_dynamic_attributes(self) -> None:
+        """Offer exactly the attributes the device's tables give now (called at creation and on
+        every Init): a changed Family or Commands property, or a device re-created by DevRestart
+        (which starts from every attribute the class has seen), must not keep others' attributes.
+        """
+        present = {attr.get_name() for attr in self.get_device_attr().get_attribute_list()}
+        self._wanted_attributes: set[str] = set()
+        self.create_attributes()
+        for name in present - self._wanted_attributes - self._static_attribute_names():
+            self.remove_snapshot_attribute(name)
+        self._poll_as_configured(self._wanted_attributes - present)
+
+    def _static_attribute_names(self) -> set[str]:
+        names = {"State", "Status"}
+        for cls in type(self).__mro__:
+            names.update(n for n, v in vars(cls).items() if isinstance(v, attribute))
+        return names
+
+    def remove_snapshot_attribute(self, name: str) -> None:
+        # clean_db=False: the attribute's configuration in the DB belongs to the site.
+        self.remove_attribute(name, False, False)
+        for table in (self._attr_table_defaults, self._attr_device_defaults, self._attr_units):
+            table.pop(name, None)
+
+    def _poll_as_configured(self, added: set[str]) -> None:
+        """Tango starts the polling listed in the DB's polled_attr at server start only; an
+        attribute a later Init adds gets its configured polling here."""
+        util = tango.Util.instance()
+        if not added or not tango.Util._UseDb or util.is_svr_starting():
+            return
+        polled = list(util.get_database().get_device_property(self.get_name(), "polled_attr")["polled_attr"])
+        periods = {name.lower(): int(period) for name, period in zip(polled[::2], polled[1::2])}
+        for name in added:
+            if name.lower() in periods and not self.is_attribute_polled(name):
+                try:
+                    self.poll_attribute(name, periods[name.lower()])
+                except tango.DevFailed as exc:  # the attribute still reads; say why it is not polled
+                    self.error_stream(f"attribute {name}: polling not started: {exc.args[0].desc}")
+
     def add_snapshot_attribute(self, name: str, fset: Callable | None = None, **props) -> None:
         """Add a dynamic attribute read from the snapshot under ``name``.
 
@@ -199,6 +243,7 @@ class PlantDevice(Device):
         table = {CONFIG_ALIASES.get(k, k): str(v) for k, v in props.items() if CONFIG_ALIASES.get(k, k) in CONFIG_KEYS}
         # Tango itself applied the table's values and the DB's at creation.
         self._attr_table_defaults[name] = table
+        self._wanted_attributes.add(name)
 
     def set_device_defaults(self, name: str, unit: str | None = None, **defaults: str) -> None:
         """Per-device attribute defaults that depend on device properties (units, converted limits).
@@ -222,7 +267,7 @@ class PlantDevice(Device):
         attr = self.get_device_attr().get_attr_by_name(name)
         if attr.get_data_type() == tango.CmdArgType.DevEnum:
             return  # MultiAttrProp cannot carry enum_labels; an enum has no limits to follow
-        configured = self._db_attribute_properties().get(name, {})
+        configured = self._db_attribute_properties(name)
         props = attr.get_properties()
         for key in CONFIG_KEYS:
             if key in configured:
@@ -260,15 +305,22 @@ class PlantDevice(Device):
         if "unit" in configured and name in self._attr_units:
             db.put_device_attribute_property(self.get_name(), {name: {"unit": configured["unit"]}})
 
-    def _db_attribute_properties(self) -> dict[str, dict]:
-        """The device's attribute properties in the Tango DB, read once per Init."""
+    def _db_attribute_properties(self, name: str) -> dict[str, list[str]]:
+        """The attribute's properties in the Tango DB, read once per Init and attribute.
+
+        Per name, because attributes are created one by one: a device-wide read made while the
+        first is being created would miss all the others.
+        """
         if self._db_attr_props is None:
             self._db_attr_props = {}
+        if name not in self._db_attr_props:
+            self._db_attr_props[name] = {}
             if tango.Util._UseDb:
                 db = tango.Util.instance().get_database()
-                names = [a.get_name() for a in self.get_device_attr().get_attribute_list()]
-                self._db_attr_props = dict(db.get_device_attribute_property(self.get_name(), names))
-        return self._db_attr_props
+                self._db_attr_props[name] = dict(
+                    db.get_device_attribute_property(self.get_name(), [name]).get(name, {})
+                )
+        return self._db_attr_props[name]
 
     @staticmethod
     def invalid_placeholder(attr: tango.Attribute) -> Any:
@@ -285,12 +337,16 @@ class PlantDevice(Device):
                 "Nothing was sent to the instrument.",
             )
 
-    def run_on_instrument(self, what: str, job: Callable[[Any], Any], timeout: float | None = None) -> Any:
+    def run_on_instrument(
+        self, what: str, job: Callable[[Any], Any], timeout: float | None = None, changes_instrument: bool = True
+    ) -> Any:
         """Run ``job(driver)`` on the I/O worker, between refresh cycles, and wait for it.
 
-        Every instrument error becomes a DevFailed with a message the operator can act on.
+        Every instrument error becomes a DevFailed with a message the operator can act on. A job
+        that only reads (``changes_instrument=False``) is allowed on a ReadOnly device.
         """
-        self.check_writable(what)
+        if changes_instrument:
+            self.check_writable(what)
         if self.worker is None:
             fail(REASON_NOT_REACHABLE, f"{what} refused: the device is not configured ({self.get_status()})")
         future = self.worker.submit(job)

@@ -10,6 +10,8 @@ import sys
 # Simulators by CLI name → module; each module offers add_arguments(parser) and run(args).
 SIMULATORS = {
     "cpa": "plantds.devices.cryomech.simulator",
+    "chiller": "plantds.devices.coleparmer.simulator",
+    "heatpump": "plantds.devices.rotex.simulator",
 }
 
 
@@ -26,6 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     config_parser = sub.add_parser("config", help="load, diff or dump the site configuration (dsconfig)")
     config.add_arguments(config_parser)
     config_parser.set_defaults(run=config.run)
+
+    from ..devices.rotex import cli as hpsu
+
+    hpsu_parser = sub.add_parser("hpsu", help="read/write the heat pump like pyHPSU, through its Tango device")
+    hpsu.add_arguments(hpsu_parser)
+    hpsu_parser.set_defaults(run=hpsu.run)
 
     sim_parser = sub.add_parser("simulate", help="run one instrument simulator until Ctrl-C")
     sims = sim_parser.add_subparsers(dest="instrument", required=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from .processes import _tool
 # json2tango's exit codes (dsconfig): 0 nothing to change, 1 error, 2 written, 3 dry run with changes.
 JSON2TANGO_WROTE = 2
 JSON2TANGO_PENDING = 3
+# How json2tango's report names the file holding the DB's previous state.
+BACKUP_LINE = "The previous DB data was saved to "
 
 DB_DIR = Path(__file__).resolve().parent.parent / "db"
 
@@ -22,17 +25,32 @@ def bundled(name: str) -> Path:
     return DB_DIR / name
 
 
-def json2tango(json_file: Path | str, tango_host: str, write: bool, update: bool = False) -> tuple[bool, str]:
-    """Run json2tango; return (changes were found, its report). Raise on a dsconfig error."""
+def json2tango(
+    json_file: Path | str, tango_host: str, write: bool, update: bool = False, backup_dir: Path | None = None
+) -> tuple[bool, str]:
+    """Run json2tango; return (changes were found, its report). Raise on a dsconfig error.
+
+    json2tango saves the DB's previous state to a file in TMPDIR each time it writes. That file
+    goes to ``backup_dir`` when given (the caller keeps it); otherwise to a temporary folder
+    removed afterwards, so repeated loads do not fill the host's /tmp.
+    """
     args = [_tool("json2tango"), "--no-colors"]
     if write:
         args.append("--write")
     if update:
         args.append("--update")
     args.append(str(json_file))
-    env = dict(os.environ, TANGO_HOST=tango_host)
-    proc = subprocess.run(args, env=env, capture_output=True, text=True)
+    if backup_dir is not None:
+        # tempfile ignores a TMPDIR that does not exist and falls back to /tmp.
+        Path(backup_dir).mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        tmpdir = backup_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="plantds-json2tango-"))
+        env = dict(os.environ, TANGO_HOST=tango_host, TMPDIR=str(tmpdir))
+        proc = subprocess.run(args, env=env, capture_output=True, text=True)
     report = (proc.stdout + proc.stderr).strip()
+    if backup_dir is None:
+        # The saved file is gone with its folder: do not point the operator at it.
+        report = "\n".join(ln for ln in report.splitlines() if not ln.startswith(BACKUP_LINE)).strip()
     if proc.returncode not in (0, JSON2TANGO_WROTE, JSON2TANGO_PENDING):
         raise RuntimeError(f"json2tango failed on {json_file} (exit {proc.returncode}):\n{report}")
     return proc.returncode != 0, report
@@ -43,21 +61,35 @@ def json2tango(json_file: Path | str, tango_host: str, write: bool, update: bool
 TANGO_HOST_PLACEHOLDER = "${TANGO_HOST}"
 
 
-def resolved(json_file: Path | str, tango_host: str, out_dir: Path | None = None) -> Path:
-    """A copy of ``json_file`` with ``${TANGO_HOST}`` replaced (the file itself if it has none)."""
+def resolved(json_file: Path | str, tango_host: str, out_dir: Path) -> Path:
+    """A copy of ``json_file`` in ``out_dir`` with ``${TANGO_HOST}`` replaced (the file itself if
+    it has none)."""
     json_file = Path(json_file)
     text = json_file.read_text()
     if TANGO_HOST_PLACEHOLDER not in text:
         return json_file
-    out_dir = Path(out_dir or tempfile.mkdtemp(prefix="plantds-config-"))
-    target = out_dir / json_file.name
+    target = Path(out_dir) / json_file.name
     target.write_text(text.replace(TANGO_HOST_PLACEHOLDER, tango_host))
     return target
 
 
-def load(json_file: Path | str, tango_host: str, dry_run: bool = False, update: bool = False) -> tuple[bool, str]:
-    """Load a site file into the Tango DB (or, with ``dry_run``, say what would change)."""
-    return json2tango(resolved(json_file, tango_host), tango_host, write=not dry_run, update=update)
+def load(
+    json_file: Path | str,
+    tango_host: str,
+    dry_run: bool = False,
+    update: bool = False,
+    backup_dir: Path | None = None,
+) -> tuple[bool, str]:
+    """Load a site file into the Tango DB (or, with ``dry_run``, say what would change).
+
+    ``backup_dir`` keeps json2tango's copy of the DB's previous state (see :func:`json2tango`);
+    the resolved copy of ``json_file`` is removed afterwards.
+    """
+    with tempfile.TemporaryDirectory(prefix="plantds-config-") as work:
+        return json2tango(
+            resolved(json_file, tango_host, out_dir=Path(work)), tango_host,
+            write=not dry_run, update=update, backup_dir=backup_dir,
+        )
 
 
 def dump(tango_host: str, filters: list[str]) -> str:
@@ -78,6 +110,13 @@ def add_arguments(parser) -> None:
         p = sub.add_parser(action, help=text)
         p.add_argument("file", type=Path)
         p.add_argument("--update", action="store_true", help="only add/update, never remove properties")
+        if action == "load":
+            p.add_argument(
+                "--backup-dir", type=Path, default=None,
+                help="keep json2tango's copy of the DB's previous state in this folder (default: not kept)",
+            )
+        else:
+            p.set_defaults(backup_dir=None)
     p = sub.add_parser("dump", help="print the DB's configuration as dsconfig JSON (tango2json)")
     p.add_argument("filters", nargs="*", default=["server:PlantDS/*"], help="e.g. server:PlantDS/demo")
 
@@ -90,7 +129,9 @@ def run(args) -> int:
     if args.action == "dump":
         print(dump(tango_host, args.filters))
         return 0
-    changed, report = load(args.file, tango_host, dry_run=args.action == "diff", update=args.update)
+    changed, report = load(
+        args.file, tango_host, dry_run=args.action == "diff", update=args.update, backup_dir=args.backup_dir
+    )
     if report:
         print(report)
     if args.action == "diff":

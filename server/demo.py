@@ -22,6 +22,8 @@ from . import config
 from .processes import embedded_database, plantds_server
 
 DEFAULT_TANGO_HOST = "127.0.0.1:10000"
+# The demo plant's configuration, loaded in this order: the devices, then what HDB++ archives.
+CONFIG_FILES = ("demo.json", "archiving.json")
 
 
 def demo_devices(demo_json: Path) -> dict[str, str]:
@@ -36,9 +38,17 @@ def demo_devices(demo_json: Path) -> dict[str, str]:
 
 def simulators() -> list:
     """The simulators serving the URLs written in db/demo.json (ports fixed there)."""
+    from ..devices.coleparmer.simulator import ChillerSimulator
     from ..devices.cryomech.simulator import CpaSimulator
+    from ..devices.rotex.simulator import HpsuSimulator
 
-    return [CpaSimulator(port=15020)]
+    return [
+        CpaSimulator(port=15020),
+        ChillerSimulator(family="Polystat", port=15021, precision=0.1),
+        # The heat pump's bus through both gateways (socketcand for the demo device, ELM327 to
+        # try the other transport), with the RoCon display and another client polling it.
+        HpsuSimulator(socketcand_port=15022, elm_port=15023, background_rate_hz=5.0),
+    ]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,8 +74,9 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         print(f"Starting the embedded Tango database at {tango_host} ({state / 'tango_database.db'})", flush=True)
         stack.enter_context(embedded_database(tango_host, state / "tango_database.db", state / "databaseds.log"))
-        config.load(demo_json, tango_host)
-        print(f"Loaded {demo_json} with dsconfig", flush=True)
+        for name in CONFIG_FILES:
+            config.load(config.bundled(name), tango_host)
+            print(f"Loaded {config.bundled(name)} with dsconfig", flush=True)
         for sim in simulators():
             stack.enter_context(sim)
             print(f"Simulator running: {type(sim).__name__} at {sim.url}", flush=True)

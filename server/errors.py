@@ -6,9 +6,10 @@ __all__ = ["CommError", "CommandRefused", "NotVerified"]
 
 
 class CommandRefused(Exception):
-    """The instrument's own state forbids the command (e.g. start in error lockout).
+    """The instrument's state forbids the command (e.g. start in error lockout), or the
+    instrument itself refused it (an error reply).
 
-    The message says what the operator must do; nothing was sent.
+    The message says what the operator must do.
     """
 
 

@@ -10,9 +10,11 @@ from tango.server import run
 
 def device_classes() -> list[type]:
     """Every instrument class the server hosts (imported here so ``plantds`` CLI stays light)."""
+    from ..devices.coleparmer.device import ColeParmerChiller
     from ..devices.cryomech.device import CryomechCPA
+    from ..devices.rotex.device import RotexHPSU
 
-    return [CryomechCPA]
+    return [CryomechCPA, ColeParmerChiller, RotexHPSU]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Callable, TypeVar
 
 import serial
 
+from ...server import errors
 from ...server.links import CommError, Link, acquire, release
 from . import protocol
 from .protocol import FrameError
@@ -37,15 +38,17 @@ class NoReply(CommError):
     """The chiller stayed silent: cable, baud rate, or serial mode off at the front panel."""
 
 
-class NcErrorReply(Exception):
-    """The chiller answered with an error frame (0F): the link works, the request was refused."""
+class NcErrorReply(errors.CommandRefused):
+    """The chiller answered with an error frame (0F): the link works, the request was refused
+    ("bad command": this model lacks it; "bad data": the value was rejected), so the operator
+    must change the request or the Family property, not the cabling."""
 
     def __init__(self, message: str, error: protocol.ErrorReply):
         super().__init__(message)
         self.error = error
 
 
-class ValueClamped(Exception):
+class ValueClamped(errors.NotVerified):
     """The chiller stored a different value than the one written (it limits to its range)."""
 
     def __init__(self, name: str, requested: float, accepted: float):
@@ -56,13 +59,14 @@ class ValueClamped(Exception):
         self.name, self.requested, self.accepted = name, requested, accepted
 
 
-class PrecisionChanged(Exception):
+class PrecisionChanged(errors.NotVerified):
     """The unit's precision changed between the read and the write: the value sent was scaled
     for the old one, so the stored value is not what was asked (it is reported)."""
 
 
-class CommandRefused(Exception):
-    """The Set On/Off reply shows the unit did not take the requested state."""
+class CommandRefused(errors.CommandRefused):
+    """The Set On/Off reply shows the unit kept its state: the chiller itself refused (a
+    faulted unit will not start), so the fault must be cleared at the unit first."""
 
 
 class NcDriver:
@@ -219,9 +223,11 @@ class NcDriver:
         the unit reports; CommandRefused if the unit byte did not take."""
         settings = self._on_off(on)
         if settings["unit on"] != on:
+            flags = self.read_status()["StatusFlags"]
             raise CommandRefused(
                 f"the chiller reports unit {'on' if settings['unit on'] else 'off'} after the "
-                f"{'On' if on else 'Off'} request (see StatusFlags for an active fault)"
+                f"{'On' if on else 'Off'} request; its status: {', '.join(flags) or 'no flag set'}. "
+                "Clear the cause at the chiller, then try again"
             )
         return settings
 

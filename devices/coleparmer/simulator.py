@@ -41,7 +41,7 @@ _PID = {
 }
 # Set On/Off array settings that start enabled (the others start disabled).
 _SETTINGS_ON = {"faults enabled", "serial comm"}
-_CELSIUS, _NO_UNIT = 1, 0
+_NO_UNIT = 0
 # The bit each family sets while any fault is active (ThermoFlex has none).
 _FAULT_SUMMARY = {"RTE": "unit faulted", "EX": "unit faulted", "Polystat": "chiller faulted",
                   "Merlin": "chiller faulted"}
@@ -66,12 +66,16 @@ class ChillerSimulator:
         time_constant_s: float = 60.0,
         on_off_length: int | None = None,
         seed: int | None = None,
+        temperature_unit: str = "°C",
     ):
         self.family = protocol.family(family)
         self.address = protocol.check_address(address, bus)
         self.lead = protocol.lead_byte(bus)
         self._on_off_lengths = (on_off_length,) if on_off_length else self.family.on_off_lengths
         self._temp_decimals = _decimals_for(precision)
+        # The unit its qualifiers name: °C, °F (a ThermoFlex set to °F) or "" (RTE/EX/Merlin
+        # qualifiers 10/20). Values are the same numbers whatever it says.
+        self._temp_unit = protocol.UNITS.index(temperature_unit)
         self.baudrate = baudrate
         self.temperature_range = temperature_range
         self.ambient = ambient
@@ -377,7 +381,7 @@ class ChillerSimulator:
     def _reading(self, name: str) -> bytes:
         decimals = self._decimals(name)
         value = self._current(name)
-        unit = _NO_UNIT if name in _PID else _CELSIUS
+        unit = _NO_UNIT if name in _PID else self._temp_unit
         return protocol.encode_reading(protocol.to_raw(value, decimals), decimals, unit)
 
     def _store(self, name: str, raw: int) -> None:

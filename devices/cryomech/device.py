@@ -109,7 +109,7 @@ class CryomechCPA(PlantDevice):
             stop_value=self.StopValue,
         )
 
-    def initialize_dynamic_attributes(self) -> None:
+    def create_attributes(self) -> None:
         units = {"temperature": self.TemperatureUnit, "pressure": self.PressureUnit}
         for name, (kind, label, doc) in ANALOG.items():
             unit, fmt = FIXED_UNITS.get(kind) or (units.get(kind, ""), FORMATS[kind])

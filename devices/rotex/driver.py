@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from ...server.links import CommError, Link, acquire, release
+from ...server.errors import CommError, NotVerified
+from ...server.links import Link, acquire, release
 from . import protocol, transport
 from .table import DISPLAY_ADDRESS, Command, DEFAULT_MONITORING, load_commands
 
@@ -35,7 +36,7 @@ class NoReply(Exception):
     """
 
 
-class WriteNotVerified(Exception):
+class WriteNotVerified(NotVerified):
     """The heat pump did not take a write: the value read back differs from the one sent."""
 
 

@@ -153,7 +153,7 @@ def decode_word(cmd: Command, word: int) -> float | int | None:
         return raw
     if cmd.type == "longint":
         return _round_half_away(raw / cmd.divisor)
-    return float(round(raw / cmd.divisor, _decimals(cmd.divisor)))
+    return float(round(raw / cmd.divisor, decimals(cmd)))
 
 
 def encode_value(cmd: Command, value: float | int | str) -> int:
@@ -202,6 +202,25 @@ def encode_write(cmd: Command, value: float | int | str) -> bytes:
         raise ValueError(f"{cmd.name} is read-only")
     word = encode_value(cmd, value)
     return encode_telegram(cmd.node, MSG_WRITE, cmd.index, word, fa=True)
+
+
+def write_range(cmd: Command) -> tuple[float, float]:
+    """(lowest, highest) value a write of ``cmd`` may carry, in engineering units: the table's
+    min/max within what its word can carry, or the lowest and highest of its value codes.
+
+    For a coded command this is only the envelope; :func:`encode_value` also refuses the
+    numbers in between that are not codes.
+    """
+    if cmd.value_codes:
+        codes = [code / cmd.divisor for code in cmd.value_codes.values()]
+        return min(codes), max(codes)
+    low, high, _ = _raw_limits(cmd)
+    low, high = low / cmd.divisor, high / cmd.divisor
+    if cmd.min is not None:
+        low = max(low, cmd.min)
+    if cmd.max is not None:
+        high = min(high, cmd.max)
+    return low, high
 
 
 def label_for(cmd: Command, raw: int | None) -> str | None:
@@ -259,6 +278,6 @@ def _round_half_away(x: float) -> int:
     return int(math.copysign(math.floor(abs(x) + 0.5), x))
 
 
-def _decimals(divisor: float) -> int:
+def decimals(cmd: Command) -> int:
     """Decimal places of the resolution 1/divisor: 10 -> 1, 1000 -> 3, 1 or 0.1 -> 0."""
-    return max(0, math.ceil(math.log10(divisor) - 1e-9))
+    return max(0, math.ceil(math.log10(cmd.divisor) - 1e-9))

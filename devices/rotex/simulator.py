@@ -18,7 +18,8 @@ One simulated bus (:class:`SimBus`) carries every frame between stations:
 
 Faults: :meth:`HpsuSimulator.set_online` (the heat pump stops answering), :meth:`drop_connections`
 (TCP clients cut off), :meth:`set_error`, ``latency_s``, :meth:`mute` (an index never answered),
-:meth:`refuse_writes`, and ``elm_pp=False`` (a clone without programmable parameters).
+:meth:`refuse_writes`, :meth:`set_raw` (a "no value" word), and ``elm_pp=False`` (a clone
+without programmable parameters).
 """
 
 from __future__ import annotations
@@ -204,6 +205,15 @@ class HpsuModel:
             if cmd.mask is not None:  # one view of a shared bit-field word
                 word |= self._raw[key] & ~cmd.mask & 0xFFFF
             self._raw[key] = word
+
+    def set_raw(self, name: str, word: int) -> None:
+        """Store a raw 16-bit word for ``name``'s index, e.g. 0x8000, the "no value" word a
+        node sends for a sensor that is not fitted."""
+        cmd = self.commands[name]
+        if not 0 <= word <= 0xFFFF:
+            raise ValueError(f"raw word {word} does not fit in 16 bits")
+        with self._lock:
+            self._raw[(cmd.node, cmd.index)] = word
 
     def value(self, name: str) -> float | int | None:
         """The decoded value of ``name`` as a client would read it now."""
@@ -651,6 +661,11 @@ class HpsuSimulator:
             urls.append(f"elm327+tcp://{self.host}:{self.elm_port}")
         return urls
 
+    @property
+    def url(self) -> str:
+        """The Urls on one line, for a banner."""
+        return ", ".join(self.urls)
+
     # -- faults and model -------------------------------------------------------------------
     def set_online(self, online: bool) -> None:
         """Offline: the heat pump (nodes and display) is silent; the gateways stay up."""
@@ -666,6 +681,9 @@ class HpsuSimulator:
 
     def set_value(self, name: str, value: float | str) -> None:
         self.model.set_value(name, value)
+
+    def set_raw(self, name: str, word: int) -> None:
+        self.model.set_raw(name, word)
 
     def value(self, name: str) -> float | int | None:
         return self.model.value(name)

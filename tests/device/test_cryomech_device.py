@@ -15,6 +15,14 @@ from plantds.server.testing import run_plantds, state_is, wait_for
 # 300 ms keeps tests quick; staleness (3 periods) then tolerates ~0.9 s of CPU starvation.
 FAST = {"RefreshPeriod": 300, "Timeout": 0.5, "Retries": 1}
 FC06_START = bytes([0x06, 0x00, 0x01, 0x00, 0x01])
+# What a site keeps in the DB for the TCP device; the server must leave it as it is.
+SITE_ATTRIBUTE_CONFIG = {
+    "test/compressor/tcp": {
+        "CoolantInTemperature": {"abs_change": ["0.2"]},
+        "MotorCurrent": {"abs_change": ["0.3"], "archive_period": ["5000"]},
+        "HoursOfOperation": {"label": ["Run hours"]},
+    }
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +46,7 @@ def cpa(tango_host, sims, server_logs):
         # a second device on the same endpoint shares the link; ReadOnly refuses every command
         "test/compressor/ro": ("CryomechCPA", {"Url": tcp.url, "ReadOnly": "true", **FAST}),
     }
-    with run_plantds(tango_host, devices, server_logs) as proxies:
+    with run_plantds(tango_host, devices, server_logs, attribute_properties=SITE_ATTRIBUTE_CONFIG) as proxies:
         for proxy in proxies.values():
             wait_for(state_is(proxy, DevState.OFF), what=f"{proxy.name()} OFF")
         yield proxies
@@ -229,3 +237,16 @@ def test_init_applies_unit_and_db_attribute_edits(cpa):
         db.delete_device_attribute_property(d.name(), {"HighPressure": ["max_alarm"]})
         d.Init()
     assert d.get_attribute_config("OilTemperature").unit == "degC"
+
+
+def test_site_attribute_configuration_survives_server_start(cpa):
+    d = cpa["test/compressor/tcp"]
+    db = tango.Database()
+    for attr, props in SITE_ATTRIBUTE_CONFIG[d.name()].items():
+        stored = db.get_device_attribute_property(d.name(), [attr])[attr]
+        assert {k: list(v) for k, v in stored.items()} == props
+    assert d.get_attribute_config("MotorCurrent").events.ch_event.abs_change == "0.3"
+    assert d.get_attribute_config("MotorCurrent").events.arch_event.archive_period == "5000"
+    assert d.get_attribute_config("HoursOfOperation").label == "Run hours"
+    # and nothing else was written: the per-device defaults stay out of the DB
+    assert dict(db.get_device_attribute_property(d.name(), ["HighPressure"])["HighPressure"]) == {}

@@ -101,7 +101,7 @@ def real_tango_db(request, tmp_path_factory) -> Iterator[str]:
 
 def plantds_config(action: str, *args: str, tango_host: str, scratch: Path) -> subprocess.CompletedProcess:
     """``plantds config <action> <args>`` as an operator types it, against ``tango_host``."""
-    # json2tango saves the DB's previous state as a temporary file: keep it in ``scratch``.
+    # Its temporary files (and json2tango's, were they kept) go to ``scratch``, never to /tmp.
     env = {**os.environ, "TANGO_HOST": tango_host, "TMPDIR": str(scratch)}
     return subprocess.run(
         [sys.executable, "-m", "plantds.server.cli", "config", action, *args],
@@ -220,16 +220,32 @@ class DemoPlant:
         self.stop_server()
         self._stack.close()
 
-    def restart_device(self, name: str) -> None:
-        """What Jive's "Restart device" does: the admin device re-creates the device, which
-        reads its properties and attribute configuration from the DB again."""
-        tango.DeviceProxy(self.proxy(name).adm_name()).DevRestart(name)
-        wait_for(lambda: self.proxy(name).state() not in NOT_READY, timeout=20, what=f"{name} ready again")
+    def init_device(self, name: str) -> None:
+        """The device's Init command (Jive's *Init*): it reads its properties and its attributes'
+        configuration from the DB again."""
+        self.proxy(name).Init()
+        wait_for(lambda: self.proxy(name).state() not in NOT_READY, timeout=20, what=f"{name} ready after Init")
+
+    def attribute_properties(self, name: str) -> dict[str, dict[str, list[str]]]:
+        """Every attribute property the DB holds for device ``name``: attribute → key → value."""
+        db = tango.Database()
+        attributes = tango.StdStringVector()
+        db.get_device_attribute_list(name, attributes)
+        stored = db.get_device_attribute_property(name, list(attributes)) if attributes else {}
+        return {attr: {k: list(v) for k, v in props.items()} for attr, props in stored.items() if props}
 
     def wait_ready(self) -> None:
+        """Every device reached its instrument, and Tango's polling buffers (what clients,
+        TangoGQL and the archiver read) already hold values of a refresh: the heat pump's first
+        refresh (many commands on a busy bus) can end after the first polling cycle."""
         for name in self.devices:
             proxy = self.proxy(name)
             wait_for(lambda: proxy.state() not in NOT_READY, timeout=30, what=f"{name} reaching its instrument")
+            wait_for(lambda: proxy.read_attribute("State").value not in NOT_READY, timeout=30,
+                     what=f"{name}: polled State")
+            archived = [e.attribute for e in self.archived() if e.device == name]
+            wait_for(lambda: all(proxy.read_attribute(a).quality != tango.AttrQuality.ATTR_INVALID
+                                 for a in archived), timeout=30, what=f"{name}: polled values valid")
 
     # -- access ----------------------------------------------------------------------------
     def proxy(self, name: str) -> tango.DeviceProxy:

@@ -70,3 +70,29 @@ def test_site_template_loads_into_a_fresh_facility_db(fresh_tango_db, config_too
     for subscriber in subscribers:
         entries = db.get_device_property(subscriber, "AttributeList")["AttributeList"]
         assert entries and all(e.startswith(f"tango://{site}/") for e in entries)
+
+
+def test_load_keeps_json2tango_backup_only_where_asked(shipped_config, config_tool, tmp_path):
+    """json2tango saves the DB's previous state on every write: ``plantds config load`` leaves
+    nothing in TMPDIR, and keeps that file in ``--backup-dir`` when given."""
+    device, demo_json = "plant/compressor/1", str(config.bundled("demo.json"))
+    host, backups = shipped_config.tango_host, tmp_path / "backups"
+    db = tango.Database()
+
+    def left_in_tmpdir() -> list[str]:  # config_tool runs the command with TMPDIR=tmp_path
+        return [p.name for p in tmp_path.iterdir() if p != backups]
+
+    db.put_device_property(device, {"RefreshPeriod": ["5000"]})
+    load = config_tool("load", demo_json, tango_host=host)
+    assert load.returncode == 0 and f"written to {host}" in load.stdout, load.stdout + load.stderr
+    assert left_in_tmpdir() == []
+    assert config.BACKUP_LINE not in load.stdout + load.stderr  # it would name a deleted file
+
+    db.put_device_property(device, {"RefreshPeriod": ["5000"]})
+    load = config_tool("load", "--backup-dir", str(backups), demo_json, tango_host=host)
+    assert load.returncode == 0 and f"written to {host}" in load.stdout, load.stdout + load.stderr
+    assert left_in_tmpdir() == []
+    [saved] = backups.glob("dsconfig-*.json")
+    assert f"{config.BACKUP_LINE}{saved}" in load.stdout
+    previous = json.loads(saved.read_text())["servers"]["PlantDS"]["demo"]["CryomechCPA"][device]
+    assert previous["properties"]["RefreshPeriod"] == ["5000"]

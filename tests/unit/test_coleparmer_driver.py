@@ -17,6 +17,7 @@ from plantds.devices.coleparmer.driver import (
     ValueClamped,
 )
 from plantds.devices.coleparmer.simulator import ChillerSimulator, add_arguments
+from plantds.server import errors
 from plantds.server.links import CommError
 
 SERIAL_MODE_HINT = "serial mode is enabled on the front panel"
@@ -284,7 +285,7 @@ def test_faulted_unit_refuses_to_start(make):
     values = driver.refresh()
     assert values["StatusSeverity"] == "fault" and values["UnitOn"] is False
     assert values["StatusFlags"] == ["chiller faulted"]
-    with pytest.raises(CommandRefused, match="reports unit off after the On request"):
+    with pytest.raises(CommandRefused, match="unit off after the On request; its status: chiller faulted"):
         driver.set_on(True)
     sim.clear()
     driver.set_on(True)
@@ -416,6 +417,22 @@ def test_bath_follows_the_setpoint(make):
     while driver.read("InternalTemperature").value > 22.1:  # back to ambient when stopped
         assert time.monotonic() < deadline, "the bath did not cool to ambient"
         time.sleep(0.05)
+
+
+def test_errors_map_to_the_shared_kinds():
+    """The base device turns these into PlantDS_NotVerified / PlantDS_CommandRefused."""
+    assert issubclass(ValueClamped, errors.NotVerified) and issubclass(PrecisionChanged, errors.NotVerified)
+    assert issubclass(CommandRefused, errors.CommandRefused)
+    assert issubclass(NcErrorReply, errors.CommandRefused) and not issubclass(NcErrorReply, CommError)
+    assert issubclass(NoReply, CommError)
+
+
+def test_reported_temperature_unit(make):
+    sim, driver = make("ThermoFlex", temperature_unit="°F", setpoint=68.0)
+    values = driver.refresh()
+    assert values["TemperatureUnit"] == "°F" and values["Setpoint"] == 68.0
+    sim, driver = make("RTE", temperature_unit="")  # RTE qualifiers 10/20: no unit
+    assert driver.refresh()["TemperatureUnit"] == ""
 
 
 def test_unreachable_port_is_a_comm_error():

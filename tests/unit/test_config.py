@@ -4,6 +4,7 @@ files only, no Tango DB)."""
 from __future__ import annotations
 
 import json
+import tempfile
 
 import pytest
 
@@ -63,6 +64,17 @@ def test_resolved_leaves_a_file_without_placeholder_as_it_is(tmp_path):
     source = tmp_path / "plain.json"
     source.write_text('{"servers": {}}')
     assert config.resolved(source, "tango-db.example.org:10000", out_dir=tmp_path) == source
+
+
+def test_load_leaves_no_temporary_file_even_when_json2tango_fails(tmp_path, monkeypatch):
+    """The resolved copy and json2tango's folder live in TMPDIR only while it runs."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the TMPDIR of this process
+    source = tmp_path / "site.json"
+    source.write_text(json.dumps({"servers": {}, "AttributeList": [f"tango://{PLACEHOLDER}/a/b/c/d"]}))
+    # Nothing listens on port 1: json2tango exits with an error after reading the file.
+    with pytest.raises(RuntimeError, match="json2tango failed"):
+        config.load(source, "127.0.0.1:1")
+    assert [p.name for p in tmp_path.iterdir()] == ["site.json"]
 
 
 @pytest.mark.parametrize("file_set", FILE_SETS)

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from plantds.devices.rotex.protocol import (
     MSG_READ, MSG_RESPONSE, MSG_WRITE, Telegram, address_bytes, decode_value, decode_word,
-    encode_read, encode_telegram, encode_value, encode_write, label_for, match_response,
-    node_of_request_bytes, parse_telegram,
+    decimals, encode_read, encode_telegram, encode_value, encode_write, label_for,
+    match_response, node_of_request_bytes, parse_telegram, write_range,
 )
 from plantds.devices.rotex.table import load_commands
 
@@ -277,6 +277,34 @@ def test_write_vectors(name, value, frame):
 def test_bad_writes_refused_before_the_wire(name, value, message):
     with pytest.raises(ValueError, match=message):
         encode_write(COMMANDS[name], value)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("heat_slope", (0, 3)),                      # the table's limits
+    ("t_frost_protect", (-16, 5)),
+    ("mode_01", (1, 17)),                        # lowest and highest code
+    ("insulation", (0, 3072)),
+    ("aux_time", (0, 32767)),                    # no table limits: what the word carries
+    ("power_dhw", (0, 327670)),                 # raw x 10: 32767 raw is 327670 W
+])
+def test_write_range(name, expected):
+    assert write_range(COMMANDS[name]) == expected
+
+
+@given(st.sampled_from([cmd for cmd in COMMANDS.values() if cmd.writable]), st.data())
+def test_values_just_outside_the_write_range_are_refused(cmd, data):
+    low, high = write_range(cmd)
+    step = 1 / cmd.divisor
+    outside = data.draw(st.sampled_from([low - step, high + step]))
+    with pytest.raises(ValueError):
+        encode_write(cmd, outside)
+
+
+@pytest.mark.parametrize("name, places", [
+    ("t_hs", 1), ("heat_slope", 2), ("water_pressure", 3), ("flow_rate", 0), ("mode_01", 0),
+])
+def test_decimals_follow_the_divisor(name, places):
+    assert decimals(COMMANDS[name]) == places
 
 
 # -- properties --------------------------------------------------------------------------------

@@ -1,0 +1,261 @@
+"""ColeParmerChiller: the Tango face of a Cole-Parmer / NESLAB chiller (thin: tables + state map)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import tango
+from tango import DevState
+from tango.server import command, device_property
+
+from ...server.base import REASON_REFUSED, PlantDevice, check_number, fail
+from . import protocol
+from .driver import NcDriver
+
+
+class Kind(NamedTuple):
+    """What a parameter's values are: Tango unit and format, and the write range the device
+    enforces (the Tango DB's min_value/max_value may narrow it, never widen it)."""
+
+    unit: str
+    format: str
+    low: float
+    high: float
+
+
+# A range wide enough for every family (EX heating circulators reach 200 °C); the chiller
+# limits to its own, narrower range and the write then reports the value it stored.
+TEMPERATURE = Kind("degC", "%.2f", -50.0, 200.0)
+# PID ranges of the manuals (notes §5); they are unitless numbers on the front panel.
+PROPORTIONAL = Kind("", "%.1f", 0.1, 99.9)
+INTEGRAL = Kind("", "%.2f", 0.0, 9.99)
+DERIVATIVE = Kind("", "%.1f", 0.0, 5.0)
+
+# Tango attribute → (kind, label, description). Which ones a device offers, and which are
+# writable, is the family's table (protocol.FAMILIES).
+PARAMETERS = {
+    "InternalTemperature": (TEMPERATURE, "Bath temperature",
+                            "Internal probe (RTD1); ThermoFlex: supply temperature"),
+    "ExternalTemperature": (TEMPERATURE, "External temperature",
+                            "External probe (RTD2); ThermoFlex: return temperature"),
+    "Setpoint": (TEMPERATURE, "Set point",
+                 "Control set point; a write returns once the chiller echoed the value it stored"),
+    "LowTemperatureWarning": (TEMPERATURE, "Low temperature warning",
+                              "Low temperature limit (RTE/EX/Merlin: warns or faults per fault mode)"),
+    "HighTemperatureWarning": (TEMPERATURE, "High temperature warning",
+                               "High temperature limit (RTE/EX/Merlin: warns or faults per fault mode)"),
+    "LowTemperatureFault": (TEMPERATURE, "Low temperature fault", "Low temperature fault limit"),
+    "HighTemperatureFault": (TEMPERATURE, "High temperature fault", "High temperature fault limit"),
+    "HeatProportionalBand": (PROPORTIONAL, "Heat P", "Heating proportional band"),
+    "HeatIntegral": (INTEGRAL, "Heat I", "Heating integral term"),
+    "HeatDerivative": (DERIVATIVE, "Heat D", "Heating derivative term"),
+    "CoolProportionalBand": (PROPORTIONAL, "Cool P", "Cooling proportional band"),
+    "CoolIntegral": (INTEGRAL, "Cool I", "Cooling integral term"),
+    "CoolDerivative": (DERIVATIVE, "Cool D", "Cooling derivative term"),
+}
+TEMPERATURES = frozenset(name for name, (kind, *_) in PARAMETERS.items() if kind is TEMPERATURE)
+
+# Read Status booleans (the family's table says which ones it reports).
+BOOLEANS = {
+    "UnitOn": ("Unit on", "The chiller is running"),
+    "PumpOn": ("Pump on", "The circulation pump is running"),
+    "CompressorOn": ("Compressor on", "The refrigeration compressor is running"),
+    "HeaterOn": ("Heater on", "The heater is on"),
+}
+
+STATUS = {
+    "StatusFlags": dict(
+        dtype=(str,), max_dim_x=40, label="Status flags",
+        doc="Names of the status bits that are set; a bit the manual does not name reads "
+            "by position, e.g. 'd2 b.3'",
+    ),
+    "StatusRaw": dict(
+        dtype=str, label="Status bytes",
+        doc="Read Status data bytes as received (hex, d1 first), for bits still to be named",
+    ),
+    "Precision": dict(
+        dtype=float, label="Precision", format="%g",
+        doc="Resolution the chiller uses for temperatures (1, 0.1 or 0.01 degree); writes are "
+            "encoded at it",
+    ),
+    "TemperatureUnit": dict(
+        dtype=str, label="Chiller temperature unit",
+        doc="Unit in the chiller's replies: degC, degF, or empty (RTE/EX/Merlin send none)",
+    ),
+}
+
+# Units in which the chiller's numbers are shown as degC. RTE, EX and Merlin send no unit in
+# their qualifier; their display is in °C unless changed in the setup loop (README).
+CELSIUS = ("°C", "")
+
+# Set On/Off at up to three array lengths with resends (9 s at the default Timeout and Retries),
+# the status read that explains a refusal, and the refresh that follows.
+SWITCH_TIMEOUT_S = 15.0
+
+
+class ColeParmerChiller(PlantDevice):
+    """Cole-Parmer Polystat / Thermo NESLAB RTE, EX, ThermoFlex, Merlin over the NC protocol."""
+
+    Family = device_property(
+        dtype=str, default_value="Polystat", doc=f"One of {', '.join(protocol.FAMILIES)}"
+    )
+    Address = device_property(dtype=int, default_value=1, doc="Unit address (RS-232: 1; RS-485: 1-100)")
+    Bus = device_property(
+        dtype=str, default_value="RS232", doc="RS232 (lead byte CA) or RS485 (lead byte CC)"
+    )
+    Baudrate = device_property(dtype=int, default_value=9600, doc="Serial baud rate (8N1)")
+    SlowRefreshPeriod = device_property(
+        dtype=int, default_value=30000,
+        doc="Period of the limit and PID reads [ms]; they are also read right after a write",
+    )
+
+    def create_driver(self) -> NcDriver:
+        if self.SlowRefreshPeriod < 0:
+            raise ValueError(f"SlowRefreshPeriod {self.SlowRefreshPeriod} ms must be 0 or more")
+        return NcDriver(
+            self.Url,
+            family=self.Family,
+            address=self.Address,
+            bus=self.Bus,
+            baudrate=self.Baudrate,
+            timeout=self.Timeout,
+            retries=self.Retries,
+            slow_refresh_s=self.SlowRefreshPeriod / 1000.0,
+        )
+
+    def create_attributes(self) -> None:
+        family = protocol.FAMILIES.get(self.Family)
+        if family is None:  # init_device has put the configuration error in State/Status
+            return
+        for name, parameter in family.parameters.items():
+            kind, label, doc = PARAMETERS[name]
+            props: dict[str, Any] = dict(dtype=float, unit=kind.unit, format=kind.format, label=label, doc=doc)
+            if parameter.set is None:
+                self.add_snapshot_attribute(name, **props)
+                continue
+            props.update(min_value=kind.low, max_value=kind.high)
+            if name == "Setpoint":
+                # Memorized so the DB keeps the operator's last set point and clients see it as
+                # the write value after a restart, but never hw_memorized: a server restart must
+                # not push a possibly stale set point into a running process; the chiller keeps
+                # its own set point through power cycles and is read back every cycle.
+                props.update(memorized=True, hw_memorized=False)
+            self.add_snapshot_attribute(name, fset=self._write_attribute, **props)
+        for name in family.booleans:
+            label, doc = BOOLEANS[name]
+            self.add_snapshot_attribute(name, dtype=bool, label=label, doc=doc)
+        for name, props in STATUS.items():
+            self.add_snapshot_attribute(name, **props)
+
+    def snapshot_value(self, key: str) -> tuple[Any, float, bool]:
+        """Temperatures in a unit other than °C are withheld rather than shown as degC."""
+        value, stamp, valid = super().snapshot_value(key)
+        if valid and key in TEMPERATURES and not self._celsius():
+            valid = False
+        if valid and key == "TemperatureUnit":
+            value = _ascii(value)
+        return value, stamp, valid
+
+    def _celsius(self) -> bool:
+        unit = self.worker.snapshot.values.get("TemperatureUnit") if self.worker else None
+        return unit is None or unit in CELSIUS
+
+    # ---- writes ------------------------------------------------------------------------------
+    def _write_attribute(self, attr: tango.WAttribute) -> None:
+        self.write_parameter(attr.get_name(), attr.get_write_value())
+
+    def write_parameter(self, name: str, value: float) -> float:
+        """Validate, then set through the worker; the chiller's echo is what the attribute reads
+        after the refresh that completes the job."""
+        self.check_writable(f"write {name}")
+        low, high = self._write_range(name)
+        value = check_number(name, value, low, high)
+        if name in TEMPERATURES and not self._celsius():
+            unit = _ascii(self.worker.snapshot.values["TemperatureUnit"])
+            fail(REASON_REFUSED, (
+                f"write {name} refused: the chiller works in {unit} and this device in degC. "
+                "Set the chiller's temperature unit to degC; nothing was sent."
+            ))
+        return self.run_on_instrument(f"write {name}", lambda drv: drv.write(name, value))
+
+    def _write_range(self, name: str) -> tuple[float, float]:
+        """The attribute's min_value/max_value (the DB may have narrowed the defaults)."""
+        kind = PARAMETERS[name][0]
+        props = self.get_device_attr().get_attr_by_name(name).get_properties()
+        return (max(kind.low, _number(props.min_value, kind.low)),
+                min(kind.high, _number(props.max_value, kind.high)))
+
+    # ---- State / Status ----------------------------------------------------------------------
+    def instrument_state(self, values: dict) -> tuple[DevState, str]:
+        family = self.worker.driver.family
+        flags = values.get("StatusFlags") or []
+        conditions = [f for f in flags if not _is_state_bit(family, f)]
+        unit = values.get("TemperatureUnit")
+        if unit is not None and unit not in CELSIUS:
+            return DevState.FAULT, (
+                f"The chiller reports temperatures in {_ascii(unit)}; this device shows degC. Set "
+                "the chiller's temperature unit to degC (temperatures are withheld until then)."
+            )
+        if values.get("StatusSeverity") == protocol.FAULT:
+            return DevState.FAULT, (
+                f"Chiller fault: {', '.join(conditions) or 'no detail reported'}. Correct the "
+                "cause and clear the fault at the chiller, then start it with On."
+            )
+        running = values.get("UnitOn")
+        if running is None:
+            return DevState.UNKNOWN, "The chiller's status could not be decoded"
+        temperatures = self._temperatures_text(values)
+        if values.get("StatusSeverity") == protocol.WARNING:
+            return DevState.ALARM, (
+                f"Chiller {'running' if running else 'stopped'} with warnings: "
+                f"{', '.join(conditions)}; {temperatures}"
+            )
+        if running:
+            return DevState.ON, f"Chiller running, {temperatures}"
+        return DevState.OFF, f"Chiller stopped, {temperatures}; On starts it"
+
+    @staticmethod
+    def _temperatures_text(values: dict) -> str:
+        decimals = max(0, round(-math.log10(values.get("Precision") or 0.1)))
+        parts = [
+            f"{label} {values[name]:.{decimals}f} degC"
+            for name, label in (("InternalTemperature", "bath"), ("Setpoint", "set point"))
+            if values.get(name) is not None
+        ]
+        return ", ".join(parts) or "temperatures not available"
+
+    # ---- commands ----------------------------------------------------------------------------
+    @command(doc_in="Start the chiller (Set On/Off array, unit byte only) and read its state back")
+    def On(self) -> None:
+        self.run_on_instrument("On", lambda drv: drv.set_on(True), timeout=SWITCH_TIMEOUT_S)
+
+    @command(doc_in="Stop the chiller (Set On/Off array, unit byte only) and read its state back")
+    def Off(self) -> None:
+        self.run_on_instrument("Off", lambda drv: drv.set_on(False), timeout=SWITCH_TIMEOUT_S)
+
+    @command(
+        dtype_in=float, doc_in="Set point in degC (same checks and path as writing Setpoint)",
+        dtype_out=float, doc_out="The set point the chiller stored",
+    )
+    def SetSetpoint(self, value: float) -> float:
+        return self.write_parameter("Setpoint", value)
+
+
+def _ascii(unit: str) -> str:
+    """Operator texts stay ASCII: Tango clients do not all decode "°" alike."""
+    return unit.replace("°", "deg")
+
+
+def _number(text: str, default: float) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):  # "Not specified"
+        return default
+
+
+def _is_state_bit(family: protocol.Family, name: str) -> bool:
+    try:
+        return family.bit(name).kind == protocol.STATE
+    except ValueError:  # reported by position: an unnamed bit may be a fault's detail
+        return False
