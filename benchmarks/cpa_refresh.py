@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from plantds.devices.cryomech import protocol as p
 from plantds.devices.cryomech.driver import CpaDriver
 from plantds.devices.cryomech.simulator import CpaSimulator
+from pymodbus.framer.rtu import FramerRTU
 
 BITS_PER_CHAR = 10  # 8N1: start + 8 data + stop
 SILENCE_CHARS = 3.5  # RTU t3.5 before every frame, request and reply alike
@@ -69,13 +70,8 @@ def rtu_request(address: int, count: int) -> Request:
 
 
 def crc16(frame: bytes) -> bytes:
-    """Modbus RTU CRC, written out so the count does not rely on pymodbus."""
-    crc = 0xFFFF
-    for byte in frame:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return struct.pack("<H", crc)
+    """Modbus RTU CRC as it goes on the wire (pymodbus's own, high byte first)."""
+    return FramerRTU.compute_CRC(frame).to_bytes(2, "big")
 
 
 def parse_rtu(stream: bytes) -> list[Request]:

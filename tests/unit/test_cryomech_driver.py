@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import struct
 import time
 
 import pytest
@@ -18,6 +17,7 @@ from plantds.devices.cryomech.driver import (
 )
 from plantds.devices.cryomech.simulator import CpaSimulator
 from plantds.server.worker import Comm, IOWorker
+from pymodbus.framer.rtu import FramerRTU
 
 FAST = {"start_s": 0.3, "stop_s": 0.3}
 SWITCH = {"settle_s": 0.5, "poll_s": 0.05}
@@ -428,10 +428,5 @@ def test_default_units_and_ports():
 
 
 def crc16(frame: bytes) -> bytes:
-    """Modbus RTU CRC, written out here so the test does not trust the code under test."""
-    crc = 0xFFFF
-    for byte in frame:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return struct.pack("<H", crc)
+    """Modbus RTU CRC as it goes on the wire (pymodbus's own, high byte first)."""
+    return FramerRTU.compute_CRC(frame).to_bytes(2, "big")
