@@ -91,14 +91,15 @@ def test_jive_attribute_config_applies_at_once_and_survives_a_restart(shipped_co
     cfg = cpa.get_attribute_config(STEADY)
     cfg.alarms.max_alarm = str(value - 1)
     cpa.set_attribute_config(cfg)
-    assert quality(cpa, STEADY) == AttrQuality.ATTR_ALARM
+    # clients read the polling buffer: the new limit shows from the next polling cycle on
+    wait_for(lambda: quality(cpa, STEADY) == AttrQuality.ATTR_ALARM, what=f"{STEADY} in ALARM")
     stored = tango.Database().get_device_attribute_property(COMPRESSOR, STEADY)[STEADY]
     assert float(stored["max_alarm"][0]) == pytest.approx(value - 1)
 
     plant.restart_server()
-    assert quality(cpa, STEADY) == AttrQuality.ATTR_ALARM
+    wait_for(lambda: quality(cpa, STEADY) == AttrQuality.ATTR_ALARM, what=f"{STEADY} in ALARM after restart")
     plant.init_device(COMPRESSOR)
-    assert quality(cpa, STEADY) == AttrQuality.ATTR_ALARM
+    wait_for(lambda: quality(cpa, STEADY) == AttrQuality.ATTR_ALARM, what=f"{STEADY} in ALARM after Init")
 
 
 def test_change_event_threshold_comes_from_the_db_at_init(shipped_config, compressor, subscribe):

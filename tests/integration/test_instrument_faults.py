@@ -26,12 +26,15 @@ def test_compressor_warning_raises_alarm_state_and_event(compressor, subscribe):
     wait_for(lambda: DevState.ALARM in states.values_since(), what="a State change event to ALARM")
     assert cpa.state() == DevState.ALARM
     assert "Oil temperature high" in cpa.status()
-    assert cpa.read_attribute("WarningCode").quality == AttrQuality.ATTR_WARNING
-    assert list(cpa.Warnings) == ["Oil temperature high"]
+    # attributes are read from their own polling buffers: they follow within a polling cycle
+    wait_for(lambda: cpa.read_attribute("WarningCode").quality == AttrQuality.ATTR_WARNING,
+             what="WarningCode in WARNING")
+    wait_for(lambda: list(cpa.Warnings or []) == ["Oil temperature high"], what="the warning named")
 
     sim.set_warnings(0)
     wait_for(lambda: states.values_since()[-1] == DevState.OFF, what="a State change event back to OFF")
-    assert cpa.read_attribute("WarningCode").quality == AttrQuality.ATTR_VALID
+    wait_for(lambda: cpa.read_attribute("WarningCode").quality == AttrQuality.ATTR_VALID,
+             what="WarningCode valid again")
 
 
 def test_compressor_error_trips_to_fault_until_cleared(compressor, subscribe):
@@ -42,8 +45,10 @@ def test_compressor_error_trips_to_fault_until_cleared(compressor, subscribe):
     sim.set_alarms(HELIUM_HIGH)
     wait_for(lambda: DevState.FAULT in states.values_since(), what="a State change event to FAULT")
     assert "Helium temperature high" in cpa.status()
-    assert cpa.read_attribute("AlarmCode").quality == AttrQuality.ATTR_ALARM
+    wait_for(lambda: cpa.read_attribute("AlarmCode").quality == AttrQuality.ATTR_ALARM,
+             what="AlarmCode in ALARM")
 
     sim.clear_faults()
     wait_for(lambda: states.values_since()[-1] == DevState.OFF, what="a State change event back to OFF")
-    assert cpa.read_attribute("AlarmCode").quality == AttrQuality.ATTR_VALID
+    wait_for(lambda: cpa.read_attribute("AlarmCode").quality == AttrQuality.ATTR_VALID,
+             what="AlarmCode valid again")
