@@ -54,8 +54,19 @@ tango-db tango-db/dbconfig-install boolean false
 tango-common tango-common/tango-host string 127.0.0.1:10000
 EOF
     as_root apt-get update
+    # Keep the packages' own services (system MariaDB on 3306, DataBaseds on 10000) from being
+    # started by their install scripts: we run private, loopback-only servers instead.
+    local policy=/usr/sbin/policy-rc.d added=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+        as_root chmod +x "$policy"
+        added=1
+    fi
+    local status=0
     as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends tango-db mariadb-server
+        apt-get install -y --no-install-recommends tango-db mariadb-server || status=$?
+    [ -z "$added" ] || as_root rm -f "$policy"
+    return "$status"
 }
 
 free_port() {  # free_port [PORT]: print PORT (default: any) if it can be bound on 127.0.0.1

@@ -20,7 +20,7 @@ from tango import AttrQuality, AttrWriteType, DevState, GreenMode
 from tango.server import Device, attribute, device_property
 
 from .errors import CommandRefused, CommError, NotVerified
-from .worker import Comm, IOWorker, Snapshot
+from .worker import Comm, IOWorker
 
 # Reasons of the DevFailed errors we raise: stable strings a sequence can test for.
 REASON_READ_ONLY = "PlantDS_ReadOnly"
@@ -101,9 +101,6 @@ class PlantDevice(Device):
     def create_attributes(self) -> None:
         """Add this device's attributes with :meth:`add_snapshot_attribute` (from its tables)."""
 
-    def on_snapshot(self, snapshot: Snapshot) -> None:
-        """Called on the worker thread after each refresh (e.g. to push events)."""
-
     # ---- life cycle --------------------------------------------------------------------------
     def init_device(self) -> None:
         super().init_device()
@@ -130,9 +127,7 @@ class PlantDevice(Device):
             self.initialize_dynamic_attributes()
             for name in list(self._attr_table_defaults):
                 self._apply_attribute_config(name)
-        self.worker = IOWorker(
-            self.get_name(), driver, self.RefreshPeriod / 1000.0, on_refresh=self.on_snapshot
-        )
+        self.worker = IOWorker(self.get_name(), driver, self.RefreshPeriod / 1000.0)
         self.worker.start()
 
     def delete_device(self) -> None:
@@ -322,6 +317,12 @@ class PlantDevice(Device):
                 )
         return self._db_attr_props[name]
 
+    def configured_range(self, name: str, low: float, high: float) -> tuple[float, float]:
+        """[low, high] narrowed by the attribute's min_value/max_value where the DB sets them:
+        a site may tighten a device's write range, never widen it."""
+        props = self.get_device_attr().get_attr_by_name(name).get_properties()
+        return max(low, _number(props.min_value, low)), min(high, _number(props.max_value, high))
+
     @staticmethod
     def invalid_placeholder(attr: tango.Attribute) -> Any:
         if attr.get_data_format() != tango.AttrDataFormat.SCALAR:
@@ -355,7 +356,11 @@ class PlantDevice(Device):
         try:
             result = future.result(timeout)
         except FutureTimeout:
-            fail(REASON_NOT_REACHABLE, f"{what}: no answer from the instrument within {timeout:.1f} s")
+            # Withdraw it if it has not started, so nothing reaches the wire after the client
+            # was told it failed.
+            withdrawn = future.cancel()
+            fail(REASON_NOT_REACHABLE, f"{what}: no answer from the instrument within {timeout:.1f} s"
+                 + ("; it was withdrawn and not sent" if withdrawn else "; it may still complete"))
         except CommError as exc:
             fail(REASON_NOT_REACHABLE, f"{what} failed: {exc}")
         except ValueError as exc:
@@ -403,3 +408,10 @@ class PlantDevice(Device):
         return rtt
 
 
+
+
+def _number(text: str, default: float) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):  # "Not specified"
+        return default

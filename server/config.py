@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .processes import _tool
+from .processes import console_script
 
 # json2tango's exit codes (dsconfig): 0 nothing to change, 1 error, 2 written, 3 dry run with changes.
 JSON2TANGO_WROTE = 2
@@ -34,7 +34,7 @@ def json2tango(
     goes to ``backup_dir`` when given (the caller keeps it); otherwise to a temporary folder
     removed afterwards, so repeated loads do not fill the host's /tmp.
     """
-    args = [_tool("json2tango"), "--no-colors"]
+    args = [console_script("json2tango"), "--no-colors"]
     if write:
         args.append("--write")
     if update:
@@ -95,7 +95,7 @@ def load(
 def dump(tango_host: str, filters: list[str]) -> str:
     """The DB's current configuration as dsconfig JSON (tango2json), e.g. filters ['server:PlantDS/demo']."""
     env = dict(os.environ, TANGO_HOST=tango_host)
-    proc = subprocess.run([_tool("tango2json"), *filters], env=env, capture_output=True, text=True)
+    proc = subprocess.run([console_script("tango2json"), *filters], env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"tango2json failed (exit {proc.returncode}): {proc.stderr.strip()}")
     return proc.stdout

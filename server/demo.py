@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -100,12 +101,21 @@ def _print_banner(tango_host: str, devices: dict[str, str], state: Path) -> None
             lines.append(f"    {name:24s} {cls:20s} State {proxy.state()}: {proxy.status()}")
         except tango.DevFailed as exc:
             lines.append(f"    {name:24s} {cls:20s} not answering: {exc.args[0].desc}")
-    first = next(iter(devices))
+    # One line per class to try, with this environment's Python (it has PyTango).
+    examples = {
+        "CryomechCPA": "print(d.state(), d.HighPressure, d.read_attribute('HighPressure').quality); d.On()",
+        "ColeParmerChiller": "print(d.state(), d.InternalTemperature); d.Setpoint = 18.5",
+        "RotexHPSU": "print(d.state(), d.t_hs, d.mode_01, d.mode_01_label)",
+    }
+    lines.append("  Try, from another shell:")
+    for name, cls in devices.items():
+        if cls in examples:
+            lines.append(
+                f"    TANGO_HOST={tango_host} {sys.executable} -c \"import tango; "
+                f"d = tango.DeviceProxy('{name}'); {examples[cls]}\""
+            )
+    lines.append(f"    TANGO_HOST={tango_host} {Path(sys.executable).with_name('plantds')} hpsu -c t_hs -c t_dhw -o JSON")
     lines += [
-        "  Try, from another shell:",
-        f"    TANGO_HOST={tango_host} python -c \"import tango; d = tango.DeviceProxy('{first}'); "
-        "print(d.state(), d.HighPressure, d.read_attribute('HighPressure').quality)\"",
-        f"    TANGO_HOST={tango_host} python -c \"import tango; tango.DeviceProxy('{first}').On()\"",
         f"  Logs: {state}",
         "  Ready. Press Ctrl-C to stop everything.",
         "",

@@ -27,7 +27,7 @@ def parse_tango_host(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _tool(name: str) -> str:
+def console_script(name: str) -> str:
     """A console script of this environment (next to the running interpreter first)."""
     beside = Path(sys.executable).with_name(name)
     return str(beside) if beside.exists() else (shutil.which(name) or name)
@@ -73,7 +73,7 @@ def embedded_database(tango_host: str, sqlite_file: Path | str, log: Path | None
     env = dict(os.environ, PYTANGO_DATABASE_NAME=str(sqlite_file), TANGO_HOST=tango_host)
     out = open(log, "ab") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [_tool("PyDatabaseds"), "--host", host, "--port", str(port), "2"],
+        [console_script("PyDatabaseds"), "--host", host, "--port", str(port), "2"],
         env=env, stdout=out, stderr=subprocess.STDOUT,
     )
     try:
@@ -93,7 +93,7 @@ def plantds_server(
     env = dict(os.environ, TANGO_HOST=tango_host)
     out = open(log, "ab") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [_tool("PlantDS"), instance, "-ORBendPoint", "giop:tcp:127.0.0.1:0"],
+        [console_script("PlantDS"), instance, "-ORBendPoint", "giop:tcp:127.0.0.1:0"],
         env=env, stdout=out, stderr=subprocess.STDOUT,
     )
 

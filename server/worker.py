@@ -57,17 +57,17 @@ class IOWorker:
         name: str,
         driver: Any,
         refresh_period_s: float,
-        on_refresh: Callable[[Snapshot], None] | None = None,
     ):
         self.name = name
         self.driver = driver
         self.refresh_period_s = max(0.01, refresh_period_s)
-        self._on_refresh = on_refresh
         self._jobs: queue.SimpleQueue[tuple[Callable[[Any], Any], Future]] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"io-{name}", daemon=True)
 
+        self._cycle_start: float | None = None  # monotonic start of the running cycle
+        self._last_cycle_s = 0.0
         self.comm = Comm.CONNECTING
         self.reason = "connecting"
         self.snapshot = Snapshot()
@@ -82,12 +82,10 @@ class IOWorker:
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._wake.set()
+        # The worker thread closes the driver as its loop ends, never under a transaction it
+        # is still running (a silent bus can hold one beyond this join's timeout).
         self._thread.join(timeout)
         self._fail_pending(CommError("device is shutting down"))
-        try:
-            self.driver.close()
-        except Exception:  # closing a dead link must not stop a device shutdown
-            log.debug("%s: close failed", self.name, exc_info=True)
 
     # -- writes -------------------------------------------------------------------------------
     def submit(self, job: Callable[[Any], Any]) -> Future:
@@ -105,19 +103,29 @@ class IOWorker:
             self._wake.set()
         return fut
 
-    def refresh_now(self) -> None:
-        """Ask for a refresh cycle as soon as the current one ends (e.g. after a write)."""
-        self._wake.set()
-
     # -- the loop -----------------------------------------------------------------------------
     def is_stale(self, now: float | None = None) -> bool:
-        """True when the snapshot is older than three refresh periods (or there is none)."""
+        """True when the snapshot is older than three refresh periods (or there is none).
+
+        A cycle longer than the period (many requests on a slow bus) or a long job between
+        cycles (a verified start) is normal operation, not staleness: the allowance grows with
+        the last cycle's duration and with the time the current cycle has been running.
+        """
         if self.snapshot.time == 0.0:
             return True
         now = time.time() if now is None else now
-        return now - self.snapshot.time > 3 * self.refresh_period_s
+        started = self._cycle_start
+        running = time.monotonic() - started if started is not None else 0.0
+        allowance = 3 * max(self.refresh_period_s, self._last_cycle_s) + running
+        return now - self.snapshot.time > allowance
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._close_driver()
+
+    def _loop(self) -> None:
         backoff = self.BACKOFF_START_S
         while not self._stop.is_set():
             if self.comm is not Comm.CONNECTED:
@@ -128,11 +136,10 @@ class IOWorker:
                     self._sleep(backoff)
                     backoff = min(backoff * 2, self.BACKOFF_MAX_S)
                     continue
-                backoff = self.BACKOFF_START_S
                 self.comm, self.reason = Comm.CONNECTED, ""
                 log.info("%s: connected", self.name)
 
-            cycle_start = time.monotonic()
+            self._cycle_start = cycle_start = time.monotonic()
             done: list[tuple[Future, Any, BaseException | None]] = []
             try:
                 self._run_jobs(done)
@@ -142,18 +149,21 @@ class IOWorker:
             except Exception as exc:
                 self._resolve(done)
                 self._lost(exc)
+                # A link that opens but whose refresh fails (wrong family, gateway without the
+                # slave) must back off too, not reconnect flat out.
+                self._sleep(backoff)
+                backoff = min(backoff * 2, self.BACKOFF_MAX_S)
                 continue
+            finally:
+                self._last_cycle_s = time.monotonic() - cycle_start
+                self._cycle_start = None
+            backoff = self.BACKOFF_START_S  # reset only by a good refresh
             now = time.time()
             self.snapshot = Snapshot(values, now)
             self.last_update = now
             # Jobs complete only now, so a client that reads right after its command returns
             # already sees the instrument's answer to it.
             self._resolve(done)
-            if self._on_refresh is not None:
-                try:
-                    self._on_refresh(self.snapshot)
-                except Exception:  # a listener's bug must not stop acquisition
-                    log.exception("%s: refresh listener failed", self.name)
             self._sleep(self.refresh_period_s - (time.monotonic() - cycle_start))
 
     def _run_jobs(self, done: list[tuple[Future, Any, BaseException | None]]) -> None:
@@ -180,6 +190,12 @@ class IOWorker:
             else:
                 fut.set_exception(exc)
 
+    def _close_driver(self) -> None:
+        try:
+            self.driver.close()
+        except Exception:  # closing a dead link must not stop a shutdown or a reconnect
+            log.debug("%s: close failed", self.name, exc_info=True)
+
     def _lost(self, exc: BaseException) -> None:
         self.errors += 1
         reason = str(exc) or type(exc).__name__
@@ -187,10 +203,7 @@ class IOWorker:
             log.warning("%s: communication lost: %s", self.name, reason)
         self.comm, self.reason = Comm.LOST, reason
         self._fail_pending(CommError(f"instrument not reachable ({reason})"))
-        try:
-            self.driver.close()
-        except Exception:
-            log.debug("%s: close after failure failed", self.name, exc_info=True)
+        self._close_driver()
 
     def _fail_pending(self, exc: Exception) -> None:
         while True:

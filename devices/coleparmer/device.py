@@ -182,9 +182,7 @@ class ColeParmerChiller(PlantDevice):
     def _write_range(self, name: str) -> tuple[float, float]:
         """The attribute's min_value/max_value (the DB may have narrowed the defaults)."""
         kind = PARAMETERS[name][0]
-        props = self.get_device_attr().get_attr_by_name(name).get_properties()
-        return (max(kind.low, _number(props.min_value, kind.low)),
-                min(kind.high, _number(props.max_value, kind.high)))
+        return self.configured_range(name, kind.low, kind.high)
 
     # ---- State / Status ----------------------------------------------------------------------
     def instrument_state(self, values: dict) -> tuple[DevState, str]:
@@ -245,13 +243,6 @@ class ColeParmerChiller(PlantDevice):
 def _ascii(unit: str) -> str:
     """Operator texts stay ASCII: Tango clients do not all decode "°" alike."""
     return unit.replace("°", "deg")
-
-
-def _number(text: str, default: float) -> float:
-    try:
-        return float(text)
-    except (TypeError, ValueError):  # "Not specified"
-        return default
 
 
 def _is_state_bit(family: protocol.Family, name: str) -> bool:

@@ -161,6 +161,8 @@ class CryomechCPA(PlantDevice):
         if code not in (0, 3):
             return DevState.ALARM, f"The panel reports an undocumented operating state code {code}"
         running = code == 3
+        if alarms:  # latched errors normally stop it; say so if the panel still runs
+            return DevState.ALARM, f"Compressor running with alarms: {alarms}"
         if warnings:
             return DevState.ALARM, f"Compressor {'running' if running else 'idle'} with warnings: {warnings}"
         if running:

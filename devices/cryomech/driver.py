@@ -222,7 +222,12 @@ class CpaDriver:
         if self.block_count is None:
             self.block_count = self._detect_block_count()
         regs = self._read_input(p.BLOCK_START, self.block_count)
-        return p.decode_block(regs, self.temperature_unit, self.pressure_unit)
+        try:
+            return p.decode_block(regs, self.temperature_unit, self.pressure_unit)
+        except ValueError as exc:
+            # Undecodable data from the panel is a communication fault, not bad operator input
+            # (ValueError reaches clients as "refused, nothing sent").
+            raise CommError(f"the panel's register block could not be decoded: {exc}") from exc
 
     def read_state(self) -> int:
         """Operating state code (30001) alone."""

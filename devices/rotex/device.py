@@ -186,8 +186,7 @@ class RotexHPSU(PlantDevice):
         low, high = protocol.write_range(cmd)
         if cmd.name not in self._acquired:
             return low, high
-        props = self.get_device_attr().get_attr_by_name(cmd.name).get_properties()
-        return max(low, _number(props.min_value, low)), min(high, _number(props.max_value, high))
+        return self.configured_range(cmd.name, low, high)
 
     def _command(self, name: str) -> Command:
         cmd = self._table.get(name.strip().lower())
@@ -236,10 +235,3 @@ class RotexHPSU(PlantDevice):
 def code_label(cmd: Command, code: int | None) -> str:
     """The label of a code, or a text saying the table does not know it."""
     return protocol.label_for(cmd, code) or f"undocumented code {code}"
-
-
-def _number(text: str, default: float) -> float:
-    try:
-        return float(text)
-    except (TypeError, ValueError):  # "Not specified"
-        return default

@@ -140,7 +140,7 @@ def test_start_never_obeyed_fails_with_a_clear_message(cpa, sims):
         d.On()
     err = info.value.args[0]
     assert err.reason == "PlantDS_NotVerified"
-    assert "Idl" in err.desc or "state" in err.desc.lower()
+    assert f"state 0 ({protocol.state_label(0)})" in err.desc  # what the panel did instead
     sims[0].ignore_next_start(0)
 
 

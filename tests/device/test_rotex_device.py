@@ -288,7 +288,9 @@ def test_bus_loss_gives_unknown_and_invalid_then_recovers(hpsu, sim):
     for name, proxy in hpsu.items():
         wait_for(lambda: proxy.state() == DevState.UNKNOWN and "not reachable" in proxy.status(),
                  what=f"{name} UNKNOWN with the bus silent")
-        assert proxy.read_attribute("t_hs").quality == AttrQuality.ATTR_INVALID
+        # polled attributes (t_hs on the RO device) follow within one polling period
+        wait_for(lambda: proxy.read_attribute("t_hs").quality == AttrQuality.ATTR_INVALID,
+                 what=f"{name}: t_hs INVALID")
         assert proxy.read_attribute("mode_01_label").quality == AttrQuality.ATTR_INVALID
     assert refused(hpsu[CAND].ReadValue, "t_hs").reason == "PlantDS_NotReachable"
     sim.set_online(True)

@@ -82,9 +82,7 @@ def test_dashboard_is_a_well_formed_wj_file(dashboard):
 @pytest.mark.integration
 @pytest.mark.parametrize(("dashboard", "device"), DEVICE_CASES)
 def test_dashboard_names_what_the_device_has(demo_plant, dashboard, device):
-    if device not in DEMO_DEVICES:
-        pytest.skip(f"{device} is not in db/demo.json yet (its device class is being added); "
-                    f"{dashboard.name} names it")
+    assert device in DEMO_DEVICES, f"{dashboard.name} names {device}, which db/demo.json does not have"
     named = references(dashboard)[device]
     proxy = demo_plant.proxy(device)
     missing_attributes = named["attributes"] - {a.lower() for a in proxy.get_attribute_list()}

@@ -122,20 +122,98 @@ def test_never_acquired_is_stale():
     assert w.is_stale()
 
 
-def test_backoff_is_capped_while_unreachable():
+class RecordingWorker(IOWorker):
+    """Records the waits the loop asks for instead of sleeping; stops after ``limit`` waits."""
+
+    def __init__(self, driver, limit: int):
+        super().__init__("recording", driver, 0.05)
+        self.waits: list[float] = []
+        self.limit = limit
+
+    def _sleep(self, seconds: float) -> None:
+        self.waits.append(round(seconds, 3))
+        if len(self.waits) >= self.limit:
+            self._stop.set()
+
+
+def run_until_stopped(worker: IOWorker) -> None:
+    worker.start()
+    worker._thread.join(10)
+    assert not worker._thread.is_alive()
+
+
+def test_backoff_doubles_up_to_its_cap_while_unreachable():
     drv = ScriptedDriver()
     drv.reachable = False
-    w = IOWorker("down", drv, 0.05)
-    w.BACKOFF_START_S, w.BACKOFF_MAX_S = 0.01, 0.04
-    w.start()
-    try:
-        time.sleep(0.6)
-        attempts = drv.calls.count("connect")
-        # uncapped doubling from 10 ms would give ~6 attempts in 0.6 s; the cap keeps retrying
-        assert attempts >= 10
-        assert w.comm is Comm.LOST
-    finally:
-        w.stop()
+    w = RecordingWorker(drv, limit=7)
+    w.BACKOFF_START_S, w.BACKOFF_MAX_S = 0.5, 4.0
+    run_until_stopped(w)
+    assert w.waits == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0]
+    assert w.comm is Comm.LOST and w.errors == 7
+
+
+class RefreshFails(ScriptedDriver):
+    """Connects fine, but every refresh fails: a wrong family, a gateway without the slave."""
+
+    def refresh(self):
+        self.calls.append("refresh")
+        raise CommError("exception reply 0x0B: gateway target failed to respond")
+
+
+def test_a_refresh_that_keeps_failing_after_connect_backs_off_too():
+    drv = RefreshFails()
+    w = RecordingWorker(drv, limit=5)
+    w.BACKOFF_START_S, w.BACKOFF_MAX_S = 0.5, 4.0
+    run_until_stopped(w)
+    assert w.waits == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert drv.calls.count("refresh") == 5
+    assert "0x0B" in w.reason
+
+
+def test_a_good_refresh_resets_the_backoff():
+    drv = ScriptedDriver()
+    w = RecordingWorker(drv, limit=6)
+    w.BACKOFF_START_S, w.BACKOFF_MAX_S = 0.5, 4.0
+    flips = iter([False, False, True])  # two failed refreshes, then good ones
+
+    def refresh():
+        ok = next(flips, True)
+        drv.calls.append("refresh")
+        if not ok:
+            raise CommError("timeout")
+        return {"x": 1}
+
+    drv.refresh = refresh
+    run_until_stopped(w)
+    assert w.waits[:2] == [0.5, 1.0]
+    # after the good refresh: the period wait, and the next failure would start again at 0.5
+    assert all(wait <= w.refresh_period_s for wait in w.waits[2:])
+
+
+def test_a_job_withdrawn_before_it_ran_never_reaches_the_instrument(worker):
+    wait_until(lambda: worker.comm is Comm.CONNECTED)
+    release = threading.Event()
+    busy = worker.submit(lambda drv: release.wait(5))
+    wait_until(lambda: busy.running())
+    late = worker.submit(lambda drv: drv.set_value(42))
+    assert late.cancel()  # what run_on_instrument does when its client gave up
+    release.set()
+    busy.result(5)
+    stamp = worker.snapshot.time
+    wait_until(lambda: worker.snapshot.time > stamp)
+    assert "set 42" not in worker.driver.calls
+
+
+def test_a_long_job_does_not_make_the_snapshot_stale(worker):
+    """A verified start takes seconds: values stay valid while the worker is busy with it."""
+    wait_until(lambda: worker.snapshot.time > 0)
+    release = threading.Event()
+    busy = worker.submit(lambda drv: release.wait(5))
+    wait_until(lambda: busy.running())
+    time.sleep(5 * worker.refresh_period_s)
+    assert not worker.is_stale()
+    release.set()
+    busy.result(5)
 
 
 def test_links_are_shared_by_key_and_closed_by_the_last_user():
