@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from plantds.devices.coleparmer import protocol
 from plantds.devices.coleparmer.driver import FAST_PARAMETERS, NcDriver
 from plantds.devices.coleparmer.simulator import ChillerSimulator
+from timing import median_p95  # benchmarks/timing.py (scripts run from benchmarks/)
 
 BITS_PER_CHAR = 10  # 8N1: start + 8 data + stop
 VALUE_REPLY_DATA = 3  # qualifier + 16-bit value
@@ -116,8 +117,7 @@ def print_results(results: list[Result]) -> None:
     print(f"  {'case':<18}" + "".join(f"{c:>10}" for c in columns))
     for r in results:
         t = r.times_s
-        median = statistics.median(t)
-        p95 = statistics.quantiles(t, n=20, method="inclusive")[18] if len(t) > 1 else t[0]
+        median, p95 = median_p95(t)
         limit, replies = r.limit_s(), r.limit_s(replies_only=True)
         figures = (r.count(), ms(median), ms(p95), ms(min(t)), ms(max(t)),
                    ms(limit), f"{median / limit:.2f}", ms(replies), f"{median / replies:.2f}")

@@ -40,6 +40,7 @@ from plantds.devices.cryomech import protocol as p
 from plantds.devices.cryomech.driver import CpaDriver
 from plantds.devices.cryomech.simulator import CpaSimulator
 from pymodbus.framer.rtu import FramerRTU
+from timing import median_p95  # benchmarks/timing.py (scripts run from benchmarks/)
 
 BITS_PER_CHAR = 10  # 8N1: start + 8 data + stop
 SILENCE_CHARS = 3.5  # RTU t3.5 before every frame, request and reply alike
@@ -188,8 +189,7 @@ def print_results(results: list[Result]) -> None:
     print(f"  {'case':<20}" + "".join(f"{c:>10}" for c in columns))
     for r in results:
         t = r.times_s
-        median = statistics.median(t)
-        p95 = statistics.quantiles(t, n=20, method="inclusive")[18] if len(t) > 1 else t[0]
+        median, p95 = median_p95(t)
         limit, bytes_only = r.limit_s(), r.limit_s(silences=False)
         figures = (
             r.requests_per_refresh(),
