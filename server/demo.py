@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"Simulator running: {type(sim).__name__} at {sim.url}", flush=True)
         print("Starting PlantDS/demo ...", flush=True)
         stack.enter_context(plantds_server("demo", list(devices), tango_host, state / "PlantDS-demo.log"))
+        _wait_past_init(devices, timeout=20.0)
         _print_banner(tango_host, devices, state)
         deadline = None if args.run_for is None else time.monotonic() + args.run_for
         while not stop.wait(0.5):
@@ -91,6 +92,19 @@ def run(args: argparse.Namespace) -> int:
         print("Stopping the demo plant ...", flush=True)
     print("Demo stopped.", flush=True)
     return 0
+
+
+def _wait_past_init(devices: dict[str, str], timeout: float) -> None:
+    """Give the devices their first refresh (the heat pump reads ~20 values on a busy bus), so
+    the banner shows live states; a device still connecting after ``timeout`` is shown as is."""
+    deadline = time.monotonic() + timeout
+    for name in devices:
+        proxy = tango.DeviceProxy(name)
+        while time.monotonic() < deadline:
+            with contextlib.suppress(tango.DevFailed):
+                if proxy.state() != tango.DevState.INIT:
+                    break
+            time.sleep(0.2)
 
 
 def _print_banner(tango_host: str, devices: dict[str, str], state: Path) -> None:
