@@ -105,7 +105,7 @@ class PlantDevice(Device):
     def init_device(self) -> None:
         super().init_device()
         self.worker: IOWorker | None = None
-        self._db_attr_props: dict | None = None  # re-read on every Init
+        self._db_attr_props: dict[str, dict[str, list[str]]] = {}  # re-read on every Init
         reinit = hasattr(self, "_attr_table_defaults")
         if not reinit:
             self._attr_table_defaults: dict[str, dict[str, str]] = {}
@@ -122,11 +122,9 @@ class PlantDevice(Device):
             self.error_stream(f"configuration error: {exc}")
             return
         if reinit:
-            # Tango keeps dynamic attributes across Init; re-run the table so units and limits
-            # follow the new properties, then apply the DB's current attribute configuration.
+            # Tango keeps dynamic attributes across Init; re-run the table so the attribute set,
+            # units and limits follow the new properties and the DB's current configuration.
             self.initialize_dynamic_attributes()
-            for name in list(self._attr_table_defaults):
-                self._apply_attribute_config(name)
         self.worker = IOWorker(self.get_name(), driver, self.RefreshPeriod / 1000.0)
         self.worker.start()
 
@@ -194,6 +192,11 @@ class PlantDevice(Device):
         self.create_attributes()
         for name in present - self._wanted_attributes - self._static_attribute_names():
             self.remove_snapshot_attribute(name)
+        for name in self._wanted_attributes:
+            # A new attribute got the table's and the DB's values from Tango; it needs only the
+            # per-device defaults. One that already existed (Init) gets everything again.
+            if name in present or name in self._attr_device_defaults or name in self._attr_units:
+                self._apply_attribute_config(name)
         self._poll_as_configured(self._wanted_attributes - present)
 
     def _static_attribute_names(self) -> set[str]:
@@ -244,13 +247,12 @@ class PlantDevice(Device):
         """Per-device attribute defaults that depend on device properties (units, converted limits).
 
         Dynamic attributes of one name share their class-level defaults across devices, so these
-        are applied per device: ``unit`` always (it must match the conversion the device does),
-        the other defaults only where the Tango DB does not set them (the DB wins).
+        are applied per device, once :meth:`create_attributes` has run: ``unit`` always (it must
+        match the conversion the device does), the others where the DB does not set them.
         """
         self._attr_device_defaults[name] = {k: str(v) for k, v in defaults.items()}
         if unit is not None:
             self._attr_units[name] = unit
-        self._apply_attribute_config(name)
 
     def _apply_attribute_config(self, name: str) -> None:
         """Configuration of one attribute: forced unit > DB > device default > table > unset.
@@ -306,8 +308,6 @@ class PlantDevice(Device):
         Per name, because attributes are created one by one: a device-wide read made while the
         first is being created would miss all the others.
         """
-        if self._db_attr_props is None:
-            self._db_attr_props = {}
         if name not in self._db_attr_props:
             self._db_attr_props[name] = {}
             if tango.Util._UseDb:
@@ -406,8 +406,6 @@ class PlantDevice(Device):
         if math.isnan(rtt):
             return 0.0, time.time(), AttrQuality.ATTR_INVALID
         return rtt
-
-
 
 
 def _number(text: str, default: float) -> float:
