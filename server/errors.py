@@ -2,7 +2,7 @@
 
 from .links import CommError
 
-__all__ = ["CommError", "CommandRefused", "NotVerified"]
+__all__ = ["CommError", "CommandRefused", "ConfigMismatch", "NotVerified"]
 
 
 class CommandRefused(Exception):
@@ -15,3 +15,9 @@ class CommandRefused(Exception):
 
 class NotVerified(Exception):
     """A write or command was sent but the read-back does not show it took effect."""
+
+
+class ConfigMismatch(CommError):
+    """The instrument answers, but its replies do not fit the device's configuration (a status
+    length another Family uses, a register block that does not decode). The device goes FAULT
+    and the message names the property to check; resending or reconnecting will not help."""
