@@ -10,9 +10,10 @@ they build a driver, declare their attributes (read from the snapshot with
 
 from __future__ import annotations
 
+import concurrent.futures
+import logging
 import math
 import time
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable
 
 import tango
@@ -20,7 +21,10 @@ from tango import AttrQuality, AttrWriteType, DevState, GreenMode
 from tango.server import Device, attribute, device_property
 
 from .errors import CommandRefused, CommError, NotVerified
-from .worker import Comm, IOWorker
+from .publisher import Publisher
+from .worker import Comm, IOWorker, Withdrawn
+
+log = logging.getLogger(__name__)
 
 # Reasons of the DevFailed errors we raise: stable strings a sequence can test for.
 REASON_READ_ONLY = "PlantDS_ReadOnly"
@@ -29,6 +33,12 @@ REASON_NOT_REACHABLE = "PlantDS_NotReachable"
 REASON_REFUSED = "PlantDS_CommandRefused"
 REASON_NOT_VERIFIED = "PlantDS_NotVerified"
 REASON_FAILED = "PlantDS_InstrumentError"
+REASON_PENDING = "PlantDS_Pending"
+REASON_CONFIG = "PlantDS_ConfigurationError"
+
+# No request holds its client longer than this: PyTango's default client timeout is 3 s, and a
+# reply must reach the client before it gives up (DESIGN.md, the contract with clients).
+CLIENT_DEADLINE_S = 2.5
 
 # Attribute configuration a site edits in the DB (Jive, dsconfig) and Init applies again.
 CONFIG_KEYS = (
@@ -78,7 +88,7 @@ def check_number(name: str, value: float, low: float | None = None, high: float 
 
 
 class PlantDevice(Device):
-    """Common properties, I/O worker, diagnostics and State/Status for one instrument."""
+    """Common properties, I/O worker, diagnostics, events and State/Status for one instrument."""
 
     green_mode = GreenMode.Synchronous
 
@@ -99,149 +109,125 @@ class PlantDevice(Device):
         raise NotImplementedError
 
     def create_attributes(self) -> None:
-        """Add this device's attributes with :meth:`add_snapshot_attribute` (from its tables)."""
+        """Declare this device's attributes with :meth:`add_snapshot_attribute` (from its tables)."""
 
     # ---- life cycle --------------------------------------------------------------------------
     def init_device(self) -> None:
         super().init_device()
         self.worker: IOWorker | None = None
+        self._publisher: Publisher | None = None
+        self._config_error = ""
         self._db_attr_props: dict[str, dict[str, list[str]]] = {}  # re-read on every Init
-        reinit = hasattr(self, "_attr_table_defaults")
-        if not reinit:
+        created = hasattr(self, "_attr_table_defaults")
+        if not created:
             self._attr_table_defaults: dict[str, dict[str, str]] = {}
             self._attr_device_defaults: dict[str, dict[str, str]] = {}
             self._attr_units: dict[str, str] = {}
+            self._attributes: dict[str, bool] = {}  # name → writable; fixed at server start
+        self._published: tuple[Any, ...] = ()  # (snapshot, comm, stale) last pushed
+        self._published_result = ""
+        self._write_values: dict[str, Any] = {}
         self.set_state(DevState.INIT)
         self.set_status("Connecting to the instrument")
+        for name in ("LastCommandResult",):
+            self.set_change_event(name, True, False)
+            self.set_archive_event(name, True, False)
         try:
             driver = self.create_driver()
-        except (ValueError, KeyError) as exc:
-            # A configuration error: say which property to fix; stay alive so Init can retry.
-            self.set_state(DevState.FAULT)
-            self.set_status(f"Configuration error: {exc}. Fix the device properties and run Init.")
-            self.error_stream(f"configuration error: {exc}")
+        except Exception as exc:
+            self._configuration_fault(exc)
             return
-        if reinit:
-            # Tango keeps dynamic attributes across Init; re-run the table so the attribute set,
-            # units and limits follow the new properties and the DB's current configuration.
+        if created:
+            # Init: the attributes stay as they are; their configuration follows the properties
+            # and the DB again.
             self.initialize_dynamic_attributes()
+            if self._config_error:
+                return
         self.worker = IOWorker(self.get_name(), driver, self.RefreshPeriod / 1000.0)
+        self._publisher = Publisher(self, self.get_name())
+        self.worker.on_update = self._publisher.wake
         self.worker.start()
 
     def delete_device(self) -> None:
-        if getattr(self, "worker", None) is not None:
-            self.worker.stop()
-            self.worker = None
+        self._stop_worker()
         super().delete_device()
 
-    # ---- State / Status ----------------------------------------------------------------------
-    def _current_state(self) -> tuple[DevState, str]:
-        worker = self.worker
-        if worker is None:
-            return self.get_state(), self.get_status()
-        if worker.comm is Comm.CONNECTING:
-            return DevState.INIT, f"Connecting to {self.Url}"
-        if worker.comm is Comm.LOST:
-            return DevState.UNKNOWN, (
-                f"Instrument not reachable at {self.Url}: {worker.reason}. "
-                "Retrying automatically; check power, cable and network."
-            )
-        if worker.snapshot.time == 0.0:
-            return DevState.INIT, "Connected; waiting for the first refresh"
-        if worker.is_stale():
-            age = time.time() - worker.snapshot.time
-            return DevState.UNKNOWN, f"No fresh data from the instrument for {age:.1f} s"
-        return self.instrument_state(dict(worker.snapshot.values))
+    def _stop_worker(self) -> None:
+        if getattr(self, "_publisher", None) is not None:
+            self._publisher.stop()
+            self._publisher = None
+        if getattr(self, "worker", None) is not None:
+            self.worker.on_update = None
+            self.worker.stop()
+            self.worker = None
 
-    def dev_state(self) -> DevState:
-        state, status = self._current_state()
-        self.set_state(state)
-        self.set_status(status)
-        # The default implementation turns ON into ALARM when an attribute is out of limits.
-        return super().dev_state()
+    def _configuration_fault(self, exc: BaseException | str) -> None:
+        """A device property is wrong: this device alone goes FAULT, saying which property and
+        what it accepts; the server and its other devices keep running; Init retries."""
+        self._stop_worker()
+        self._config_error = str(exc)
+        self.set_state(DevState.FAULT)
+        self.set_status(f"Configuration error: {exc}.\nFix the device property, then run Init.")
+        self.error_stream(f"configuration error: {exc}")
 
-    def dev_status(self) -> str:
-        self.dev_state()
-        return super().dev_status()
-
-    # ---- reading from the snapshot -----------------------------------------------------------
-    def snapshot_value(self, key: str) -> tuple[Any, float, bool]:
-        """(value, acquisition time, valid) of ``key`` in the current snapshot."""
-        worker = self.worker
-        if worker is None:
-            return None, time.time(), False
-        snap = worker.snapshot
-        value = snap.values.get(key)
-        valid = worker.comm is Comm.CONNECTED and not worker.is_stale() and value is not None
-        return value, snap.time or time.time(), valid
-
-    def read_from_snapshot(self, attr: tango.Attribute):
-        """Generic read method: the attribute's name is its key in the snapshot."""
-        value, stamp, valid = self.snapshot_value(attr.get_name())
-        if valid:
-            return value, stamp, AttrQuality.ATTR_VALID
-        return self.invalid_placeholder(attr), stamp, AttrQuality.ATTR_INVALID
-
+    # ---- attributes: created once, at server start -------------------------------------------
     def initialize_dynamic_attributes(self) -> None:
-        """Offer exactly the attributes the device's tables give now (called at creation and on
-        every Init): a changed Family or Commands property, or a device re-created by DevRestart
-        (which starts from every attribute the class has seen), must not keep others' attributes.
+        """Create the attributes the device's tables give (server start), or check that they
+        are still the same (Init).
+
+        The attribute set is fixed while the server runs: adding and removing attributes of a
+        running device races with cppTango's event supply (it crashed the server under load),
+        so a changed Family or Commands takes effect at the next server start, and Init says so.
         """
-        present = {attr.get_name() for attr in self.get_device_attr().get_attribute_list()}
-        self._wanted_attributes: set[str] = set()
-        self.create_attributes()
-        for name in present - self._wanted_attributes - self._static_attribute_names():
-            self.remove_snapshot_attribute(name)
-        for name in self._wanted_attributes:
-            # A new attribute got the table's and the DB's values from Tango; it needs only the
-            # per-device defaults. One that already existed (Init) gets everything again.
-            if name in present or name in self._attr_device_defaults or name in self._attr_units:
-                self._apply_attribute_config(name)
-        self._poll_as_configured(self._wanted_attributes - present)
-
-    def _static_attribute_names(self) -> set[str]:
-        names = {"State", "Status"}
-        for cls in type(self).__mro__:
-            names.update(n for n, v in vars(cls).items() if isinstance(v, attribute))
-        return names
-
-    def remove_snapshot_attribute(self, name: str) -> None:
-        # clean_db=False: the attribute's configuration in the DB belongs to the site.
-        self.remove_attribute(name, False, False)
-        for table in (self._attr_table_defaults, self._attr_device_defaults, self._attr_units):
-            table.pop(name, None)
-
-    def _poll_as_configured(self, added: set[str]) -> None:
-        """Tango starts the polling listed in the DB's polled_attr at server start only; an
-        attribute a later Init adds gets its configured polling here."""
-        util = tango.Util.instance()
-        if not added or not tango.Util._UseDb or util.is_svr_starting():
+        first = not self._attributes
+        self._wanted: dict[str, bool] = {}
+        try:
+            self.create_attributes()
+        except Exception as exc:
+            self._configuration_fault(exc)
             return
-        polled = list(util.get_database().get_device_property(self.get_name(), "polled_attr")["polled_attr"])
-        periods = {name.lower(): int(period) for name, period in zip(polled[::2], polled[1::2])}
-        for name in added:
-            if name.lower() in periods and not self.is_attribute_polled(name):
-                try:
-                    self.poll_attribute(name, periods[name.lower()])
-                except tango.DevFailed as exc:  # the attribute still reads; say why it is not polled
-                    self.error_stream(f"attribute {name}: polling not started: {exc.args[0].desc}")
+        if first:
+            self._attributes = dict(self._wanted)
+        elif set(self._wanted) != set(self._attributes):
+            added = sorted(set(self._wanted) - set(self._attributes))
+            removed = sorted(set(self._attributes) - set(self._wanted))
+            change = "; ".join(
+                part for part in (
+                    f"adds {', '.join(added)}" if added else "",
+                    f"removes {', '.join(removed)}" if removed else "",
+                ) if part
+            )
+            self._configuration_fault(
+                f"the new properties change the attribute set ({change}), which is fixed while "
+                "the server runs. Restart the server (e.g. systemctl restart PlantDS@<instance>) "
+                "to apply them, or restore the previous values"
+            )
+            return
+        for name in self._attributes:
+            # A new attribute got the table's and the DB's values from Tango; it needs only the
+            # per-device defaults. On Init every attribute gets everything again.
+            if not first or name in self._attr_device_defaults or name in self._attr_units:
+                self._apply_attribute_config(name)
 
     def add_snapshot_attribute(self, name: str, fset: Callable | None = None, **props) -> None:
-        """Add a dynamic attribute read from the snapshot under ``name``.
+        """Declare a dynamic attribute read from the snapshot under ``name``.
 
         Dynamic, because the read method then receives the attribute (one generic reader for all)
-        and because units, families and command tables decide at Init which attributes exist.
-        ``fset(attr)`` makes it read/write. On a later Init this is a no-op for the attribute
-        itself (Tango keeps it) but its configuration is applied again.
+        and because units, families and command tables decide which attributes exist. ``fset(attr)``
+        makes it read/write. Events are pushed by the device (:meth:`publish`), with Tango's
+        detection of the DB's change and archive thresholds.
         """
+        self._wanted[name] = fset is not None
+        table = {CONFIG_ALIASES.get(k, k): str(v) for k, v in props.items() if CONFIG_ALIASES.get(k, k) in CONFIG_KEYS}
+        self._attr_table_defaults[name] = table
+        if self._attributes:
+            return  # Init: Tango keeps the attribute; its configuration is applied again
         access = AttrWriteType.READ_WRITE if fset else AttrWriteType.READ
         self.add_attribute(
             attribute(name=name, fget=self.read_from_snapshot, fset=fset, access=access, **props)
         )
-        table = {CONFIG_ALIASES.get(k, k): str(v) for k, v in props.items() if CONFIG_ALIASES.get(k, k) in CONFIG_KEYS}
-        # Tango itself applied the table's values and the DB's at creation.
-        self._attr_table_defaults[name] = table
-        self._wanted_attributes.add(name)
+        self.set_change_event(name, True, True)
+        self.set_archive_event(name, True, True)
 
     def set_device_defaults(self, name: str, unit: str | None = None, **defaults: str) -> None:
         """Per-device attribute defaults that depend on device properties (units, converted limits).
@@ -262,8 +248,6 @@ class PlantDevice(Device):
         from the DB falls back to the default.
         """
         attr = self.get_device_attr().get_attr_by_name(name)
-        if attr.get_data_type() == tango.CmdArgType.DevEnum:
-            return  # MultiAttrProp cannot carry enum_labels; an enum has no limits to follow
         configured = self._db_attribute_properties(name)
         props = attr.get_properties()
         for key in CONFIG_KEYS:
@@ -303,11 +287,7 @@ class PlantDevice(Device):
             db.put_device_attribute_property(self.get_name(), {name: {"unit": configured["unit"]}})
 
     def _db_attribute_properties(self, name: str) -> dict[str, list[str]]:
-        """The attribute's properties in the Tango DB, read once per Init and attribute.
-
-        Per name, because attributes are created one by one: a device-wide read made while the
-        first is being created would miss all the others.
-        """
+        """The attribute's properties in the Tango DB, read once per Init and attribute."""
         if name not in self._db_attr_props:
             self._db_attr_props[name] = {}
             if tango.Util._UseDb:
@@ -323,11 +303,120 @@ class PlantDevice(Device):
         props = self.get_device_attr().get_attr_by_name(name).get_properties()
         return max(low, _number(props.min_value, low)), min(high, _number(props.max_value, high))
 
+    # ---- State / Status ----------------------------------------------------------------------
+    def _current_state(self) -> tuple[DevState, str]:
+        worker = self.worker
+        if worker is None:
+            return self.get_state(), self.get_status()
+        if worker.comm is Comm.CONNECTING:
+            return DevState.INIT, "Connecting to the instrument"
+        if worker.comm is Comm.LOST:
+            return DevState.UNKNOWN, (
+                "Instrument not reachable; retrying automatically.\n"
+                "Check power, cable and network (details in LastError)."
+            )
+        if worker.comm is Comm.MISMATCH:
+            return DevState.FAULT, f"The instrument's replies do not fit the configuration:\n{worker.reason}"
+        if worker.snapshot.time == 0.0:
+            return DevState.INIT, "Connected; waiting for the first refresh"
+        if worker.is_stale():
+            age = time.time() - worker.snapshot.time
+            return DevState.UNKNOWN, f"No fresh data from the instrument for {age:.0f} s; retrying"
+        state, status = self.instrument_state(dict(worker.snapshot.values))
+        if state is not DevState.FAULT:
+            if worker.settling is not None:
+                state, status = DevState.MOVING, worker.settling.doing[:1].upper() + worker.settling.doing[1:]
+            elif worker.command_failure:
+                state, status = DevState.ALARM, worker.command_failure
+        period_ms = self.RefreshPeriod
+        if worker.cycle_ms > 1.2 * period_ms and "\n" not in status:
+            suggested = int(math.ceil(worker.cycle_ms * 1.5 / 500.0) * 500)
+            status += (f"\nRefresh cycle takes {worker.cycle_ms:.0f} ms, longer than RefreshPeriod "
+                       f"{period_ms} ms: set RefreshPeriod to {suggested} or more")
+        return state, status
+
+    def dev_state(self) -> DevState:
+        state, status = self._current_state()
+        if self.ReadOnly and self.worker is not None:
+            first, _, rest = status.partition("\n")
+            status = f"{first} (ReadOnly device)" + (f"\n{rest}" if rest else "")
+        self.set_state(state)
+        self.set_status(status)
+        # The default implementation turns ON into ALARM when an attribute is out of limits.
+        return super().dev_state()
+
+    def dev_status(self) -> str:
+        self.dev_state()
+        return super().dev_status()
+
+    # ---- reading from the snapshot -----------------------------------------------------------
+    def snapshot_value(self, key: str) -> tuple[Any, float, bool]:
+        """(value, acquisition time, valid) of ``key`` in the current snapshot."""
+        worker = self.worker
+        if worker is None:
+            return None, time.time(), False
+        snap = worker.snapshot
+        value = snap.values.get(key)
+        valid = worker.comm is Comm.CONNECTED and not worker.is_stale() and value is not None
+        return value, snap.stamp(key) or time.time(), valid
+
+    def _reading(self, attr: tango.Attribute) -> tuple[Any, float, AttrQuality]:
+        value, stamp, valid = self.snapshot_value(attr.get_name())
+        if valid:
+            return value, stamp, AttrQuality.ATTR_VALID
+        return self.invalid_placeholder(attr), stamp, AttrQuality.ATTR_INVALID
+
+    def read_from_snapshot(self, attr: tango.Attribute):
+        """Generic read method: the attribute's name is its key in the snapshot."""
+        return self._reading(attr)
+
     @staticmethod
     def invalid_placeholder(attr: tango.Attribute) -> Any:
         if attr.get_data_format() != tango.AttrDataFormat.SCALAR:
             return [""] if attr.get_data_type() == tango.CmdArgType.DevString else []
         return _INVALID_PLACEHOLDER.get(attr.get_data_type(), 0)
+
+    # ---- events, write values, polling buffer ------------------------------------------------
+    def publish(self, fill_polling_buffer: bool = False) -> None:
+        """Push what the current snapshot holds (with the device's monitor held).
+
+        Change and archive events for every snapshot attribute at each new snapshot (Tango's
+        detection sends only what the DB's thresholds and archive_period call for); the write
+        value of each writable attribute follows the instrument (a front-panel change too), so a
+        GUI's write field never offers a stale value; after a job, the polling buffer of each
+        polled attribute gets the fresh value, so a client reading from it sees the new value at
+        once.
+        """
+        worker = self.worker
+        if worker is None:
+            return
+        current = (worker.snapshot, worker.comm, worker.is_stale())
+        fresh = current != self._published
+        if fresh or fill_polling_buffer:
+            self._push_attributes(fill_polling_buffer, push=fresh)
+        self._published = current
+        result = worker.last_result
+        if result != self._published_result:
+            self.push_change_event("LastCommandResult", result)
+            self.push_archive_event("LastCommandResult", result)
+            self._published_result = result
+
+    def _push_attributes(self, fill_polling_buffer: bool, push: bool) -> None:
+        multi = self.get_device_attr()
+        util = tango.Util.instance()
+        for name, writable in self._attributes.items():
+            attr = multi.get_attr_by_name(name)
+            value, stamp, quality = self._reading(attr)
+            if push:
+                self.push_change_event(name, value, stamp, quality)
+                self.push_archive_event(name, value, stamp, quality)
+            if fill_polling_buffer and self.is_attribute_polled(name):
+                util.fill_attr_polling_buffer(
+                    self, name, tango.TimedAttrData(value=value, quality=quality, time_stamp=stamp)
+                )
+            if writable and quality is AttrQuality.ATTR_VALID and self._write_values.get(name) != value:
+                multi.get_w_attr_by_name(name).set_write_value(value)
+                self._write_values[name] = value
 
     # ---- writes and commands -----------------------------------------------------------------
     def check_writable(self, what: str) -> None:
@@ -338,29 +427,36 @@ class PlantDevice(Device):
                 "Nothing was sent to the instrument.",
             )
 
-    def run_on_instrument(
-        self, what: str, job: Callable[[Any], Any], timeout: float | None = None, changes_instrument: bool = True
-    ) -> Any:
-        """Run ``job(driver)`` on the I/O worker, between refresh cycles, and wait for it.
+    def run_on_instrument(self, what: str, job: Callable[[Any], Any], changes_instrument: bool = True) -> Any:
+        """Run ``job(driver)`` on the I/O worker, between two transactions, and wait for it.
 
-        Every instrument error becomes a DevFailed with a message the operator can act on. A job
-        that only reads (``changes_instrument=False``) is allowed on a ReadOnly device.
+        The client gets an answer within :data:`CLIENT_DEADLINE_S`: the job's result, or that it
+        was withdrawn unsent, or (if it started but the instrument is slow) that its outcome will
+        be in LastCommandResult. The device's monitor is released while waiting, so reads of
+        this device are served meanwhile. Every instrument error becomes a DevFailed with a
+        message the operator can act on. A job that only reads (``changes_instrument=False``) is
+        allowed on a ReadOnly device and leaves LastCommandResult alone.
         """
+        deadline = time.monotonic() + CLIENT_DEADLINE_S
         if changes_instrument:
             self.check_writable(what)
         if self.worker is None:
-            fail(REASON_NOT_REACHABLE, f"{what} refused: the device is not configured ({self.get_status()})")
-        future = self.worker.submit(job)
-        if timeout is None:
-            timeout = self.Timeout * (self.Retries + 1) * 3 + self.RefreshPeriod / 1000.0
+            fail(REASON_CONFIG, f"{what} refused: the device is not configured ({self.get_status()})")
+        future = self.worker.submit(job, what, deadline=deadline, record=changes_instrument)
+        with tango.AutoTangoAllowThreads(self):
+            concurrent.futures.wait([future], timeout=max(0.0, deadline - time.monotonic()))
+        if not future.done():
+            if future.cancel():
+                fail(REASON_NOT_REACHABLE, (
+                    f"{what} was withdrawn: the instrument stayed busy for {CLIENT_DEADLINE_S:g} s "
+                    "(slow or unanswered requests ahead of it). Nothing was sent; try again."))
+            fail(REASON_PENDING, (
+                f"{what} was sent, but the instrument has not answered within {CLIENT_DEADLINE_S:g} s. "
+                "It is not repeated; its outcome will be in LastCommandResult and Status."))
         try:
-            result = future.result(timeout)
-        except FutureTimeout:
-            # Withdraw it if it has not started, so nothing reaches the wire after the client
-            # was told it failed.
-            withdrawn = future.cancel()
-            fail(REASON_NOT_REACHABLE, f"{what}: no answer from the instrument within {timeout:.1f} s"
-                 + ("; it was withdrawn and not sent" if withdrawn else "; it may still complete"))
+            result = future.result()
+        except Withdrawn as exc:
+            fail(REASON_NOT_REACHABLE, f"{exc}; nothing was sent, try again")
         except CommError as exc:
             fail(REASON_NOT_REACHABLE, f"{what} failed: {exc}")
         except ValueError as exc:
@@ -373,7 +469,17 @@ class PlantDevice(Device):
             raise
         except Exception as exc:
             fail(REASON_FAILED, f"{what} failed: {exc}")
+        finally:
+            if future.done() and not future.cancelled():
+                self._publish_before_reply()
         return result
+
+    def _publish_before_reply(self) -> None:
+        """Before the client has its answer: a read right after it must see the new value."""
+        try:
+            self.publish(fill_polling_buffer=True)
+        except tango.DevFailed as exc:  # the job's own outcome matters more than its events
+            self.error_stream(f"publishing after a job failed: {exc.args[0].desc}")
 
     # ---- diagnostics -------------------------------------------------------------------------
     @attribute(
@@ -399,13 +505,33 @@ class PlantDevice(Device):
         label="Round-trip time",
         unit="ms",
         format="%.1f",
-        doc="Duration of the last refresh cycle on the wire",
+        doc="Duration of the last refresh cycle on the wire (jobs run in it included)",
     )
     def RoundTripTime(self):
         rtt = self.worker.round_trip_ms if self.worker else float("nan")
         if math.isnan(rtt):
             return 0.0, time.time(), AttrQuality.ATTR_INVALID
         return rtt
+
+    @attribute(
+        dtype=str,
+        label="Last command result",
+        doc="Outcome of the last command or write: accepted, reached (e.g. 'On: compressor "
+            "Running'), or what failed; change and archive events on each new result",
+    )
+    def LastCommandResult(self) -> str:
+        return self.worker.last_result if self.worker else ""
+
+    @attribute(
+        dtype=str,
+        label="Last error",
+        doc="Technical detail of the last communication or configuration error (the Status "
+            "gives the short form)",
+    )
+    def LastError(self) -> str:
+        if self._config_error:
+            return self._config_error
+        return self.worker.last_error if self.worker else ""
 
 
 def _number(text: str, default: float) -> float:

@@ -89,10 +89,6 @@ STATUS = {
 # their qualifier; their display is in °C unless changed in the setup loop (README).
 CELSIUS = ("°C", "")
 
-# Set On/Off at up to three array lengths with resends (9 s at the default Timeout and Retries),
-# the status read that explains a refusal, and the refresh that follows.
-SWITCH_TIMEOUT_S = 15.0
-
 
 class ColeParmerChiller(PlantDevice):
     """Cole-Parmer Polystat / Thermo NESLAB RTE, EX, ThermoFlex, Merlin over the NC protocol."""
@@ -167,7 +163,7 @@ class ColeParmerChiller(PlantDevice):
 
     def write_parameter(self, name: str, value: float) -> float:
         """Validate, then set through the worker; the chiller's echo is what the attribute reads
-        after the refresh that completes the job."""
+        as soon as the write returns."""
         self.check_writable(f"write {name}")
         low, high = self._write_range(name)
         value = check_number(name, value, low, high)
@@ -224,13 +220,15 @@ class ColeParmerChiller(PlantDevice):
         return ", ".join(parts) or "temperatures not available"
 
     # ---- commands ----------------------------------------------------------------------------
-    @command(doc_in="Start the chiller (Set On/Off array, unit byte only) and read its state back")
+    @command(doc_in="Start the chiller (Set On/Off array, unit byte only); returns once its reply "
+                    "shows the unit on")
     def On(self) -> None:
-        self.run_on_instrument("On", lambda drv: drv.set_on(True), timeout=SWITCH_TIMEOUT_S)
+        self.run_on_instrument("On", lambda drv: _unit_state(drv.set_on(True)))
 
-    @command(doc_in="Stop the chiller (Set On/Off array, unit byte only) and read its state back")
+    @command(doc_in="Stop the chiller (Set On/Off array, unit byte only); returns once its reply "
+                    "shows the unit off")
     def Off(self) -> None:
-        self.run_on_instrument("Off", lambda drv: drv.set_on(False), timeout=SWITCH_TIMEOUT_S)
+        self.run_on_instrument("Off", lambda drv: _unit_state(drv.set_on(False)))
 
     @command(
         dtype_in=float, doc_in="Set point in degC (same checks and path as writing Setpoint)",
@@ -238,6 +236,11 @@ class ColeParmerChiller(PlantDevice):
     )
     def SetSetpoint(self, value: float) -> float:
         return self.write_parameter("Setpoint", value)
+
+
+def _unit_state(settings: dict[str, bool]) -> str:
+    """What LastCommandResult says of a Set On/Off reply."""
+    return f"chiller reports unit {'on' if settings['unit on'] else 'off'}"
 
 
 def _ascii(unit: str) -> str:

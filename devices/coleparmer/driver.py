@@ -101,6 +101,7 @@ class NcDriver:
         self._slow: dict[str, Any] = {}
         self._slow_due = 0.0  # monotonic time of the next slow read; 0 = now
         self._on_off_length = self.family.on_off_lengths[0]
+        self.learned: dict[str, Any] = {}  # what a write's echo told, for the worker's snapshot
 
     # -- life cycle --------------------------------------------------------------------------
     def connect(self) -> None:
@@ -151,15 +152,26 @@ class NcDriver:
             "StatusRaw": data.hex(" ").upper(),
         }
 
-    def refresh(self) -> dict[str, Any]:
-        """Temperatures, set point and status every call; limits and PID terms when due."""
+    def refresh(self, checkpoint: Callable[[], None] = lambda: None) -> dict[str, Any]:
+        """Temperatures, set point and status every call; limits and PID terms when due.
+
+        ``checkpoint`` runs between two transactions: the worker's queued jobs go there.
+        """
         values: dict[str, Any] = {}
-        readings = {name: self._read_optional(name) for name in self._fast_names()}
+        readings = {}
+        for name in self._fast_names():
+            readings[name] = self._read_optional(name)
+            checkpoint()
         values.update({name: r.value if r else None for name, r in readings.items()})
         values.update(self.read_status())
+        checkpoint()
         if time.monotonic() >= self._slow_due:
-            self._slow = {name: self._value(name) for name in self._slow_names()}
             self._slow_due = time.monotonic() + self.slow_refresh_s
+            slow = {}
+            for name in self._slow_names():
+                slow[name] = self._value(name)
+                checkpoint()
+            self._slow = slow
         values.update(self._slow)
         reference = readings.get("Setpoint") or readings.get("InternalTemperature")
         values["Precision"] = reference.precision if reference else None
@@ -214,6 +226,9 @@ class NcDriver:
                 f"{name}: the unit's precision changed from {10.0**-decimals:g} to "
                 f"{reading.precision:g} during the write; it stored {reading.value:g}; write again"
             )
+        self.learned[name] = reading.value  # the echo is what the unit now holds
+        if name in self._slow:
+            self._slow[name] = reading.value
         if reading.raw != raw:
             raise ValueClamped(name, raw / 10**decimals, reading.value)
         return reading.value
@@ -222,6 +237,7 @@ class NcDriver:
         """Start or stop the unit (Set On/Off array, unit byte only) and return the settings
         the unit reports; CommandRefused if the unit byte did not take."""
         settings = self._on_off(on)
+        self.learned["UnitOn"] = settings["unit on"]
         if settings["unit on"] != on:
             flags = self.read_status()["StatusFlags"]
             raise CommandRefused(

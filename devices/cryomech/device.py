@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tango import CmdArgType, DevState
+from tango import DevState
 from tango.server import command, device_property
 
 from ...server.base import PlantDevice
@@ -48,8 +48,9 @@ FORMATS = {"temperature": "%.1f", "pressure": "%.2f"}
 
 OTHER = {
     "OperatingState": dict(
-        dtype=CmdArgType.DevEnum, enum_labels=protocol.STATE_LABELS, label="Operating state",
-        doc="Operating state reported by the panel (register 30001)",
+        dtype=str, label="Operating state",
+        doc="Label of the panel's operating state (register 30001): "
+            + ", ".join(dict.fromkeys(protocol.STATE_LABELS)) + "; the code is OperatingStateCode",
     ),
     "OperatingStateCode": dict(dtype=int, label="Operating state code", doc="Raw code of register 30001"),
     "CompressorRunning": dict(dtype=bool, label="Compressor running", doc="Compressor motor energized"),
@@ -63,9 +64,6 @@ OTHER = {
     "PanelSerialNumber": dict(dtype=int, label="Panel serial number", doc="Register 30031"),
     "SoftwareRevision": dict(dtype=str, label="Software revision", doc="Panel software revision"),
 }
-
-# Write, up to two verification windows of 1.2 s and a resend, plus the refresh that follows.
-SWITCH_TIMEOUT_S = 10.0
 
 TEMPERATURE_UNITS = ("degC", "K", "degF")
 PRESSURE_UNITS = ("bar", "psi", "kPa")
@@ -170,10 +168,13 @@ class CryomechCPA(PlantDevice):
         return DevState.OFF, "Compressor idle, ready to start"
 
     # ---- commands ----------------------------------------------------------------------------
-    @command(doc_in="Start the compressor (write 0x0001 to 40001) and wait until it reports starting")
+    @command(doc_in="Start the compressor (write 0x0001 to 40001); returns once the panel took the "
+                    "write. MOVING until it reports Starting (one resend if not); outcome in "
+                    "LastCommandResult")
     def On(self) -> None:
-        self.run_on_instrument("On", lambda drv: drv.switch(True), timeout=SWITCH_TIMEOUT_S)
+        self.run_on_instrument("On", lambda drv: drv.switch(True))
 
-    @command(doc_in="Stop the compressor (write StopValue to 40001) and wait until it reports stopping")
+    @command(doc_in="Stop the compressor (write StopValue to 40001); returns once the panel took the "
+                    "write. MOVING until it reports Stopping/Idling; outcome in LastCommandResult")
     def Off(self) -> None:
-        self.run_on_instrument("Off", lambda drv: drv.switch(False), timeout=SWITCH_TIMEOUT_S)
+        self.run_on_instrument("Off", lambda drv: drv.switch(False))

@@ -16,17 +16,17 @@ timeout and retries.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from pymodbus import FramerType, ModbusException
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 
-from ...server.errors import CommandRefused, NotVerified
+from ...server.errors import CommandRefused
 from ...server.links import CommError, Link, acquire, release, split_url
+from ...server.worker import Settle
 from . import protocol as p
 
-__all__ = ["CommError", "CommandNotVerified", "CommandRefused", "CpaDriver", "ModbusReplyError"]
+__all__ = ["CommError", "CommandRefused", "CpaDriver", "ModbusReplyError"]
 
 DEFAULT_TCP_PORT = 502
 DEFAULT_UNIT = {"tcp": 1, "rtu+tcp": 16, "serial": 16}  # vendor samples (§1.2, §1.3)
@@ -45,6 +45,8 @@ EXCEPTION_NAMES = {
 }
 
 
+# The panel reports Starting/Stopping within about a second of the write (§6.2).
+SETTLE_S = 1.2
 # A stop is done when the compressor stops or is already off for another reason (fault, recovery).
 STOPPED_CODES = p.STOPPING_OR_IDLE | p.FAULT_CODES | p.RECOVERY_CODES
 
@@ -57,10 +59,6 @@ class ModbusReplyError(CommError):
         self.code = code
         name = EXCEPTION_NAMES.get(code, "unknown exception")
         super().__init__(f"Modbus exception 0x{code:02X} ({name}) from unit {unit} to {request}")
-
-
-class CommandNotVerified(NotVerified):
-    """A start/stop write was acknowledged but the compressor did not follow."""
 
 
 def _parse_url(url: str) -> tuple[str, str, Any]:
@@ -217,8 +215,8 @@ class CpaDriver:
         return reply.registers
 
     # -- reads -----------------------------------------------------------------------------------
-    def refresh(self) -> dict[str, Any]:
-        """One block read, decoded into Tango attribute values (see protocol.decode_block)."""
+    def refresh(self, checkpoint=None) -> dict[str, Any]:
+        """One block read (a single transaction: jobs run before or after it), decoded into Tango attribute values (see protocol.decode_block)."""
         if self.block_count is None:
             self.block_count = self._detect_block_count()
         regs = self._read_input(p.BLOCK_START, self.block_count)
@@ -246,44 +244,47 @@ class CpaDriver:
         if echo != (p.HOLDING_START_STOP, value):
             raise CommError(f"{request}: echo was address {echo[0]}, value {echo[1]}")
 
-    def switch(
-        self, on: bool, attempts: int = 2, settle_s: float = 1.2, poll_s: float = 0.1
-    ) -> int:
-        """Start or stop the compressor and verify that it follows (§6.2); returns the state code.
+    def switch(self, on: bool, attempts: int = 2, settle_s: float = SETTLE_S) -> Settle:
+        """Start or stop the compressor; returns once the panel took the write (§6.2).
 
-        Start is refused during an error lockout. After each write the state is polled for up to
-        ``settle_s``; a start that did not take is written again (up to ``attempts`` writes), but
+        A start is refused during an error lockout. What follows the write is left to the
+        worker (the client has its answer by then): it checks the state at each refresh for
+        ``settle_s``, writes again once if the panel did not follow (a known panel quirk), but
         never while alarms are present, because each error trip counts toward a lockout (§6.3).
         """
         if attempts < 1:
             raise ValueError(f"attempts {attempts} must be >= 1")
-        action = "start" if on else "stop"
-        accepted = p.STARTING_OR_RUNNING if on else STOPPED_CODES
-        before = self.refresh()
-        if on and before["OperatingStateCode"] == p.LOCKOUT:
+        code = self.read_state()
+        if on and code == p.LOCKOUT:
             raise CommandRefused(
                 "Compressor is in error lockout (state 6): clear the lockout at the panel's "
                 "lockout menu, wait for the 30-minute cool-down, then start again"
             )
-        for attempt in range(1, attempts + 1):
-            self.write_start_stop(on)
-            code = self._await_state(accepted, settle_s, poll_s)
-            if code in accepted:
-                return code
-            snapshot = self.refresh()
-            if snapshot["AlarmCode"]:
-                break
-        code, alarms = snapshot["OperatingStateCode"], snapshot["Alarms"]
-        raise CommandNotVerified(
-            f"{action} not obeyed after {attempt} write(s) of "
-            f"0x{p.START if on else self.stop_value:04X} to 40001: compressor in state {code} "
-            f"({p.state_label(code)}); alarms: {', '.join(alarms) if alarms else 'none'}"
-        )
+        self.write_start_stop(on)
+        return self._settle(on, 1, attempts, settle_s)
 
-    def _await_state(self, accepted: frozenset[int], settle_s: float, poll_s: float) -> int:
-        deadline = time.monotonic() + settle_s
-        while True:
-            code = self.read_state()
-            if code in accepted or time.monotonic() >= deadline:
-                return code
-            time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
+    def _settle(self, on: bool, attempt: int, attempts: int, settle_s: float) -> Settle:
+        accepted = p.STARTING_OR_RUNNING if on else STOPPED_CODES
+        value = p.START if on else self.stop_value
+
+        def reached(values) -> str | None:
+            code = values.get("OperatingStateCode")
+            if code in accepted:
+                return f"compressor {p.STATE_LABELS[p.state_enum_index(code)]} (state {code})"
+            return None
+
+        def on_timeout(_driver, values) -> Settle | str:
+            if attempt < attempts and not values.get("AlarmCode"):
+                self.write_start_stop(on)
+                return self._settle(on, attempt + 1, attempts, settle_s)
+            code = values.get("OperatingStateCode")
+            alarms = ", ".join(values.get("Alarms") or ()) or "none"
+            resent = f", resent {attempt - 1} time(s)" if attempt > 1 else ""
+            return (
+                f"{'start' if on else 'stop'} not obeyed (0x{value:04X} to 40001{resent}): panel "
+                f"still {p.STATE_LABELS[p.state_enum_index(code)]} (state {code}); alarms: {alarms}"
+            )
+
+        awaited = "Starting" if on else "Stopping or Idling"
+        doing = f"{'starting' if on else 'stopping'}: waiting for the panel to report {awaited}"
+        return Settle(doing + (" (written again)" if attempt > 1 else ""), reached, settle_s, on_timeout)

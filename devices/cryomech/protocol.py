@@ -234,9 +234,9 @@ STATE_NAMES = {  # MAN p.20 labels; 15 from the vendor samples
     16: "Error recovery",
 }
 UNKNOWN_STATE_INDEX = 17
-# Labels of the Tango DevEnum: index = code for 0..16, one last label for any other code.
-# PyTango clients build a Python IntEnum from " ".join(labels), so every label must be a single
-# identifier-like word, unique (hence the code in the undefined ones).
+# Labels of the OperatingState string attribute: index = code for 0..16, one last label for any
+# other code. Single identifier-like words, unique (hence the code in the undefined ones), so a
+# client can still build an enumeration from them.
 STATE_LABELS: list[str] = [
     "IdlingReadyToStart",
     "Undefined1",
@@ -430,7 +430,7 @@ def decode_block(
 
     code = regs[REGISTER["OperatingStateCode"].index]
     out: dict[str, object] = {
-        "OperatingState": state_enum_index(code),
+        "OperatingState": STATE_LABELS[state_enum_index(code)],
         "OperatingStateCode": code,
         "CompressorRunning": regs[REGISTER["CompressorRunning"].index] > 0,
     }

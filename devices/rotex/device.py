@@ -126,8 +126,7 @@ class RotexHPSU(PlantDevice):
     def ReadValue(self, name: str) -> str:
         cmd = self._command(name)
         value = self.run_on_instrument(
-            f"{READ_VALUE} {cmd.name}", lambda drv: drv.read(cmd.name), timeout=self._job_timeout(),
-            changes_instrument=False,
+            f"{READ_VALUE} {cmd.name}", lambda drv: drv.read(cmd.name), changes_instrument=False
         )
         if value is None:
             fail(REASON_FAILED, f"{READ_VALUE} {cmd.name}: the heat pump reports 'no value' "
@@ -176,9 +175,7 @@ class RotexHPSU(PlantDevice):
             protocol.encode_write(cmd, value)  # the driver's own checks, before anything is queued
         except ValueError as exc:
             fail(REASON_OUT_OF_RANGE, f"{what} refused: {exc}; nothing was sent")
-        return self.run_on_instrument(
-            what, lambda drv: drv.write(cmd.name, value), timeout=self._job_timeout()
-        )
+        return self.run_on_instrument(what, lambda drv: drv.write(cmd.name, value))
 
     def _configured_range(self, cmd: Command) -> tuple[float, float]:
         """The table's write range, narrowed by the attribute's min/max_value where the Tango DB
@@ -195,15 +192,6 @@ class RotexHPSU(PlantDevice):
                                       "(`plantds hpsu --list` lists them)")
         return cmd
 
-    def _job_timeout(self) -> float:
-        """A write and its read-backs, each with its resends, then the refresh after it."""
-        worker = self.worker
-        cycle_s = 0.0
-        if worker is not None and not math.isnan(worker.round_trip_ms):
-            cycle_s = worker.round_trip_ms / 1000.0
-        job_s = self.Timeout * (1 + (1 + self.Retries) ** 2)
-        return job_s + 2 * cycle_s + self.RefreshPeriod / 1000.0
-
     # ---- State / Status ----------------------------------------------------------------------
     def instrument_state(self, values: dict) -> tuple[DevState, str]:
         error, mode = values.get("error"), values.get("mode_01")
@@ -216,6 +204,9 @@ class RotexHPSU(PlantDevice):
             return DevState.UNKNOWN, "The heat pump does not report its operating mode (mode_01)"
         label = protocol.label_for(self._table["mode_01"], mode)
         unread = "" if error is not None else "; its error code could not be read"
+        unanswered = self.worker.driver.unanswered
+        if unanswered:  # their attributes read INVALID; named once here, re-probed slowly
+            unread += f"\nNo reply for {', '.join(unanswered)} (re-probed every {self.SlowRefreshPeriod / 1000:g} s)"
         if label is None:
             return DevState.ALARM, f"mode_01 reads {mode}, a code the table does not know{unread}"
         if label == STANDBY:

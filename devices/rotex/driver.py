@@ -11,20 +11,23 @@ counters) every ``slow_period_s``; their last values are kept in between.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ...server.errors import CommError, NotVerified
 from ...server.links import Link, acquire, release
 from . import protocol, transport
 from .table import DISPLAY_ADDRESS, Command, DEFAULT_MONITORING, load_commands
 
+log = logging.getLogger(__name__)
+
 OWN_ID = 0x680  # the "PC / ComfortSoft" address FHEM, ioBroker and ESPHome use
-# This many commands in a row without a reply (after their retries) means the link is down,
-# not that one index is unsupported; it bounds a dead cycle to a few timeouts.
-MAX_SILENT_COMMANDS = 3
+# Connectivity is judged by this command, which every RoCon answers: when it goes unanswered
+# the heat pump (or the bus) is gone. Any other unanswered command is an index this unit lacks.
+REQUIRED = ("mode_01",)
 PROBE_COMMANDS = 3  # connect() tries this many tracked commands before giving up
 
 
@@ -87,7 +90,11 @@ class HpsuDriver:
         self.timeout = timeout
         self.retries = retries
         self.slow_period_s = slow_period_s
-        self.tracked: list[Command] = [self.table[name] for name in dict.fromkeys(names)]
+        names = list(dict.fromkeys(names))
+        # Required commands first: a silent heat pump is noticed after one command's retries.
+        self.required = [name for name in REQUIRED if name in names]
+        names = self.required + [name for name in names if name not in self.required]
+        self.tracked: list[Command] = [self.table[name] for name in names]
         self._opener = transport.opener(url, nodes)  # checks the Url now
         self._tracked_names = frozenset(cmd.name for cmd in self.tracked)
         # (node, index) → tracked commands: the key of a reply heard on the bus.
@@ -98,6 +105,10 @@ class HpsuDriver:
         self._read_at: dict[str, float] = {}  # monotonic time of each value's last update
         self._link: Link | None = None
         self.counters = Counters()
+        self.learned: dict[str, Any] = {}  # what a job's read or read-back told the worker
+        # Commands that went unanswered: re-probed every slow period, not every cycle.
+        self._unanswered: dict[str, float] = {}
+        self.unanswered: tuple[str, ...] = ()  # their names, replaced whole (read by the device)
 
     # -- life cycle ---------------------------------------------------------------------------
     def connect(self) -> None:
@@ -123,33 +134,45 @@ class HpsuDriver:
             release(link)
 
     # -- acquisition --------------------------------------------------------------------------
-    def refresh(self) -> dict[str, Any]:
+    def refresh(self, checkpoint: Callable[[], None] = lambda: None) -> dict[str, Any]:
         """Read what is due; every tracked name → its value, or None if unknown or invalid.
 
-        A command that goes unanswered gives None for this cycle only. CommError when nothing
-        answers: no command at all in the cycle, or ``MAX_SILENT_COMMANDS`` in a row.
+        ``checkpoint`` runs between two requests (and between the resends of one): the worker's
+        queued jobs go there. A command that goes unanswered is marked and re-probed only every
+        slow period, so an index this unit lacks costs its timeouts once, not every cycle.
+        CommError when a required command (mode_01) or every command of the cycle goes unanswered.
         """
         cycle_start = time.monotonic()
-        answered = silent = 0
+        answered = asked = 0
         for cmd in self.tracked:
             if not self._due(cmd, cycle_start):
                 continue
-            reply = self._request(cmd)
+            asked += 1
+            reply = self._request(cmd, checkpoint)
             if reply is None:
                 self.counters.failed_reads += 1
                 self._values[cmd.name] = None
-                silent += 1
-                if silent >= MAX_SILENT_COMMANDS:
-                    raise CommError(f"{self.url}: {silent} commands in a row unanswered")
-                continue
-            self._store(cmd, reply)
-            answered += 1
-            silent = 0
-        if silent and not answered:
+                if cmd.name in self.required:
+                    raise CommError(f"{self.url}: the heat pump does not answer {cmd.name} "
+                                    f"(from 0x{self.own_id:03X}, {1 + self.retries} attempts)")
+                if cmd.name not in self._unanswered:
+                    log.warning("%s: no reply for %s; re-probing it every %g s",
+                                self.url, cmd.name, self.slow_period_s)
+                self._unanswered[cmd.name] = time.monotonic()
+                self.unanswered = tuple(self._unanswered)
+            else:
+                self._store(cmd, reply)
+                answered += 1
+                if self._unanswered.pop(cmd.name, None) is not None:
+                    self.unanswered = tuple(self._unanswered)
+            checkpoint()
+        if asked and not answered:
             raise CommError(f"{self.url}: no command answered in this cycle")
         return {cmd.name: self._values.get(cmd.name) for cmd in self.tracked}
 
     def _due(self, cmd: Command, cycle_start: float) -> bool:
+        if cmd.name in self._unanswered:
+            return cycle_start - self._unanswered[cmd.name] >= self.slow_period_s
         last = self._read_at.get(cmd.name)
         if last is None or self._values.get(cmd.name) is None:
             return True
@@ -196,14 +219,16 @@ class HpsuDriver:
         )
 
     # -- one request --------------------------------------------------------------------------
-    def _request(self, cmd: Command) -> bytes | None:
+    def _request(self, cmd: Command, checkpoint: Callable[[], None] = lambda: None) -> bytes | None:
         """Send a read of ``cmd``, resending on timeout; the reply's data or None."""
         frame = protocol.encode_read(cmd)
 
         def is_reply(arbitration_id: int, data: bytes) -> bool:
             return protocol.match_response(cmd, self.own_id, arbitration_id, data)
 
-        for _ in range(1 + self.retries):
+        for attempt in range(1 + self.retries):
+            if attempt:
+                checkpoint()  # a job never waits behind more than one unanswered attempt
             reply = self._transact(cmd, frame, self.timeout, is_reply)
             if reply is not None:
                 self.counters.replies += 1
@@ -246,6 +271,7 @@ class HpsuDriver:
         if cmd.name in self._tracked_names:
             self._values[cmd.name] = value
             self._read_at[cmd.name] = time.monotonic()
+            self.learned[cmd.name] = value
         return value
 
     def _command(self, name: str) -> Command:

@@ -9,18 +9,39 @@ import pytest
 
 from plantds.devices.cryomech import protocol as p
 from plantds.devices.cryomech.driver import (
-    CommandNotVerified,
     CommandRefused,
     CommError,
     CpaDriver,
     ModbusReplyError,
 )
 from plantds.devices.cryomech.simulator import CpaSimulator
-from plantds.server.worker import Comm, IOWorker
+from plantds.server.worker import Comm, IOWorker, Settle
 from pymodbus.framer.rtu import FramerRTU
 
 FAST = {"start_s": 0.3, "stop_s": 0.3}
-SWITCH = {"settle_s": 0.5, "poll_s": 0.05}
+SWITCH = {"settle_s": 0.5}
+
+
+def follow(drv: CpaDriver, settle: Settle, poll_s: float = 0.05) -> tuple[bool, str]:
+    """Drive a switch's Settle as the worker does, refresh by refresh: (reached, outcome)."""
+    deadline = time.monotonic() + settle.within_s
+    while True:
+        values = drv.refresh()
+        outcome = settle.reached(values)
+        if outcome is not None:
+            return True, outcome
+        if time.monotonic() >= deadline:
+            followup = settle.on_timeout(drv, values)
+            if not isinstance(followup, Settle):
+                return False, followup
+            settle, deadline = followup, time.monotonic() + followup.within_s
+        time.sleep(poll_s)
+
+
+def switched(drv: CpaDriver, on: bool) -> int:
+    reached, outcome = follow(drv, drv.switch(on, **SWITCH))
+    assert reached, outcome
+    return drv.read_state()
 
 
 @pytest.fixture
@@ -181,45 +202,45 @@ def test_drivers_on_one_endpoint_share_one_link(sim, make_driver):
 
 
 def test_start_then_stop_follow_the_state_sequence(sim, drv):
-    assert drv.switch(True, **SWITCH) in p.STARTING_OR_RUNNING
+    assert switched(drv, True) in p.STARTING_OR_RUNNING
     assert wait_for_state(drv, {3}) == 3
     running = drv.refresh()
     assert running["CompressorRunning"] is True and running["MotorCurrent"] > 5.0
-    assert drv.switch(False, **SWITCH) in p.STOPPING_OR_IDLE
+    assert switched(drv, False) in p.STOPPING_OR_IDLE
     assert wait_for_state(drv, {0}) == 0
     assert start_writes(sim) == 1
 
 
 def test_start_ignored_once_is_resent_and_succeeds(sim, drv):
     sim.ignore_next_start(1)
-    assert drv.switch(True, **SWITCH) in p.STARTING_OR_RUNNING
+    settle = drv.switch(True, **SWITCH)
+    assert start_writes(sim) == 1  # the command returns after its one write
+    assert follow(drv, settle)[0] and drv.read_state() in p.STARTING_OR_RUNNING
     assert start_writes(sim) == 2
 
 
 def test_start_ignored_twice_is_reported_with_state_and_alarms(sim, drv):
     sim.ignore_next_start(2)
-    with pytest.raises(CommandNotVerified) as err:
-        drv.switch(True, **SWITCH)
-    message = str(err.value)
-    assert "start not obeyed after 2 write(s)" in message
-    assert "state 0 (Idling - ready to start)" in message and "alarms: none" in message
+    reached, message = follow(drv, drv.switch(True, **SWITCH))
+    assert not reached
+    assert "start not obeyed (0x0001 to 40001, resent 1 time(s))" in message
+    assert "panel still IdlingReadyToStart (state 0)" in message and "alarms: none" in message
     assert start_writes(sim) == 2
 
 
 def test_no_automatic_resend_while_alarms_are_present(sim, drv):
     sim.set_alarms(64)  # helium high: the compressor trips to state 7
     sim.ignore_next_start(1)
-    with pytest.raises(CommandNotVerified) as err:
-        drv.switch(True, **SWITCH)
-    assert "after 1 write(s)" in str(err.value)
-    assert "state 7 (Error)" in str(err.value) and "Helium temperature high" in str(err.value)
+    reached, message = follow(drv, drv.switch(True, **SWITCH))
+    assert not reached and "resent" not in message
+    assert "panel still Error (state 7)" in message and "Helium temperature high" in message
     assert start_writes(sim) == 1
 
 
 def test_start_resets_a_latched_error(sim, drv):
     sim.set_alarms(64)
     assert drv.refresh()["OperatingStateCode"] == 7
-    assert drv.switch(True, **SWITCH) in p.STARTING_OR_RUNNING
+    assert switched(drv, True) in p.STARTING_OR_RUNNING
     assert drv.refresh()["AlarmCode"] == 0
 
 
@@ -240,7 +261,7 @@ def test_six_trips_lock_the_panel_out(sim, drv):
 
 def test_stop_of_a_faulted_compressor_is_accepted(sim, drv):
     sim.set_alarms(2)
-    assert drv.switch(False, **SWITCH) == 7
+    assert switched(drv, False) == 7
 
 
 def test_holding_register_reads_back_the_last_command(sim, drv):
@@ -253,7 +274,7 @@ def test_running_compressor_builds_pressure_and_heats_up(make_sim, make_driver):
     sim = make_sim(time_scale=200.0)  # 1 s of wall time = 200 s of compressor time
     drv = make_driver(sim.url)
     idle = drv.refresh()
-    drv.switch(True, **SWITCH)
+    switched(drv, True)
     wait_for_state(drv, {3})
     time.sleep(0.5)
     warm = drv.refresh()
@@ -261,7 +282,7 @@ def test_running_compressor_builds_pressure_and_heats_up(make_sim, make_driver):
     assert warm["LowPressure"] < idle["LowPressure"] - 5.0  # ~6 bar running
     assert warm["HeliumTemperature"] > idle["HeliumTemperature"] + 10.0
     assert warm["HoursOfOperation"] > idle["HoursOfOperation"]
-    drv.switch(False, **SWITCH)
+    switched(drv, False)
     wait_for_state(drv, {0})
     time.sleep(0.5)
     stopped = drv.refresh()
@@ -274,7 +295,9 @@ def test_driver_under_the_io_worker_survives_an_outage(sim):
     worker.start()
     try:
         wait_until(lambda: worker.comm is Comm.CONNECTED and worker.snapshot.values)
-        assert worker.submit(lambda d: d.switch(True, **SWITCH)).result(5.0) in {2, 3}
+        assert worker.submit(lambda d: d.switch(True, **SWITCH), what="On").result(5.0) is None
+        wait_until(lambda: worker.settling is None)
+        assert "compressor" in worker.last_result
         sim.set_online(False)
         wait_until(lambda: worker.comm is Comm.LOST)
         sim.set_online(True)

@@ -256,7 +256,7 @@ def real_panel_block() -> list[int]:
 
 def test_real_panel_block_in_psi_and_degf_is_converted_to_bar_and_degc():
     v = p.decode_block(real_panel_block())
-    assert v["OperatingState"] == 3 and v["OperatingStateCode"] == 3
+    assert v["OperatingState"] == "Running" and v["OperatingStateCode"] == 3
     assert v["CompressorRunning"] is True
     assert v["CoolantInTemperature"] == pytest.approx(20.0)  # (68 − 32) × 5/9
     assert v["CoolantOutTemperature"] == pytest.approx(22.5)  # (72.5 − 32) × 5/9
@@ -310,7 +310,7 @@ def test_unknown_state_code_is_kept_raw():
     regs = real_panel_block()
     regs[0] = 42
     v = p.decode_block(regs)
-    assert v["OperatingStateCode"] == 42 and v["OperatingState"] == p.UNKNOWN_STATE_INDEX
+    assert v["OperatingStateCode"] == 42 and v["OperatingState"] == p.STATE_LABELS[p.UNKNOWN_STATE_INDEX] == "UnknownCode"
 
 
 def cpa3_block() -> list[int]:
@@ -540,7 +540,7 @@ def test_any_block_decodes_or_is_rejected_with_value_error(regs):
     except ValueError:
         return
     assert 0 <= v["WarningCode"] <= 0xFFFFFFFF and 0 <= v["AlarmCode"] <= 0xFFFFFFFF
-    assert 0 <= v["OperatingState"] <= p.UNKNOWN_STATE_INDEX
+    assert v["OperatingState"] in p.STATE_LABELS
     assert v["PressureScale"] in p.PRESSURE_UNITS and v["TemperatureScale"] in p.TEMPERATURE_UNITS
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from plantds.server import links
 from plantds.server.errors import CommError
-from plantds.server.worker import Comm, IOWorker
+from plantds.server.worker import Comm, IOWorker, Settle, Withdrawn
 
 
 class ScriptedDriver:
@@ -29,7 +29,7 @@ class ScriptedDriver:
     def close(self):
         self.calls.append("close")
 
-    def refresh(self):
+    def refresh(self, checkpoint=lambda: None):
         self.calls.append("refresh")
         if not self.reachable:
             raise CommError("timeout")
@@ -155,7 +155,7 @@ def test_backoff_doubles_up_to_its_cap_while_unreachable():
 class RefreshFails(ScriptedDriver):
     """Connects fine, but every refresh fails: a wrong family, a gateway without the slave."""
 
-    def refresh(self):
+    def refresh(self, checkpoint=lambda: None):
         self.calls.append("refresh")
         raise CommError("exception reply 0x0B: gateway target failed to respond")
 
@@ -176,7 +176,7 @@ def test_a_good_refresh_resets_the_backoff():
     w.BACKOFF_START_S, w.BACKOFF_MAX_S = 0.5, 4.0
     flips = iter([False, False, True])  # two failed refreshes, then good ones
 
-    def refresh():
+    def refresh(checkpoint=lambda: None):
         ok = next(flips, True)
         drv.calls.append("refresh")
         if not ok:
@@ -204,16 +204,136 @@ def test_a_job_withdrawn_before_it_ran_never_reaches_the_instrument(worker):
     assert "set 42" not in worker.driver.calls
 
 
-def test_a_long_job_does_not_make_the_snapshot_stale(worker):
-    """A verified start takes seconds: values stay valid while the worker is busy with it."""
-    wait_until(lambda: worker.snapshot.time > 0)
+class TwoStepDriver(ScriptedDriver):
+    """A refresh of two transactions with a checkpoint between them, like the real drivers."""
+
+    def __init__(self):
+        super().__init__()
+        self.learned = {}
+        self.setpoint = 20.0
+
+    def refresh(self, checkpoint=lambda: None):
+        self.calls.append("read setpoint")
+        setpoint = self.setpoint
+        checkpoint()
+        self.calls.append("read status")
+        return {"x": self.value, "setpoint": setpoint}
+
+    def write_setpoint(self, value):
+        self.calls.append(f"write {value}")
+        self.setpoint = value
+        self.learned["setpoint"] = value  # the instrument's echo
+        return value
+
+
+@pytest.fixture
+def two_step():
+    w = IOWorker("two-step", TwoStepDriver(), refresh_period_s=0.05)
+    w.start()
+    wait_until(lambda: w.snapshot.time > 0)
+    yield w
+    w.stop()
+
+
+def test_a_job_runs_between_two_transactions_of_a_refresh(two_step):
+    """Submitted while a refresh holds the worker, it runs at the refresh's checkpoint."""
+    drv = two_step.driver
+    release, in_refresh = threading.Event(), threading.Event()
+    first_read = drv.refresh
+
+    def slow_refresh(checkpoint=lambda: None):
+        in_refresh.set()
+        release.wait(5)  # the first transaction is on the wire
+        return first_read(checkpoint)
+
+    drv.refresh = slow_refresh
+    in_refresh.clear()
+    assert in_refresh.wait(5)
+    fut = two_step.submit(lambda d: d.write_setpoint(18.0))
+    release.set()
+    fut.result(2)
+    drv.refresh = first_read
+    calls = drv.calls
+    i = calls.index("write 18.0")
+    assert calls[i - 1] == "read setpoint"  # after the refresh's first transaction...
+    wait_until(lambda: len(calls) > i + 1)
+    assert calls[i + 1] == "read status"  # ...and before its second
+
+
+def test_a_job_result_is_in_the_snapshot_before_the_job_completes(two_step):
+    for value in (18.0, 19.0, 21.5, 17.25):
+        assert two_step.submit(lambda drv, v=value: drv.write_setpoint(v)).result(2) == value
+        assert two_step.snapshot.values["setpoint"] == value  # no refresh needed
+        assert two_step.snapshot.stamp("setpoint") >= two_step.snapshot.time
+
+
+def test_a_refresh_never_publishes_a_value_older_than_a_job_it_ran(two_step):
+    """The refresh read the set point before the job wrote it: the echo must win."""
+    before = two_step.snapshot.time
+    two_step.submit(lambda drv: drv.write_setpoint(12.5)).result(2)
+    for _ in range(3):
+        wait_until(lambda: two_step.snapshot.time > before)
+        before = two_step.snapshot.time
+        assert two_step.snapshot.values["setpoint"] == 12.5
+
+
+def test_a_job_not_started_by_its_deadline_is_withdrawn_and_never_sent(worker):
+    wait_until(lambda: worker.comm is Comm.CONNECTED)
     release = threading.Event()
     busy = worker.submit(lambda drv: release.wait(5))
     wait_until(lambda: busy.running())
-    time.sleep(5 * worker.refresh_period_s)
-    assert not worker.is_stale()
+    late = worker.submit(lambda drv: drv.set_value(43), deadline=time.monotonic() + 0.05)
+    time.sleep(0.1)
     release.set()
-    busy.result(5)
+    with pytest.raises(Withdrawn):
+        late.result(5)
+    assert "set 43" not in worker.driver.calls
+
+
+def test_a_job_losing_the_link_fails_and_the_worker_reconnects(worker):
+    wait_until(lambda: worker.comm is Comm.CONNECTED)
+    worker.driver.reachable = False
+    with pytest.raises(CommError):
+        worker.submit(lambda drv: drv.set_value(5)).result(2)
+    assert "failed" in worker.last_result
+    worker.driver.reachable = True
+    wait_until(lambda: worker.comm is Comm.CONNECTED)
+
+
+def _follower(worker, reached_when, resend_log):
+    def settle(attempt):
+        def on_timeout(drv, values):
+            if attempt == 1:
+                resend_log.append(values["x"])
+                return settle(2)
+            return f"not obeyed after {attempt} writes, x = {values['x']}"
+
+        return Settle("waiting for x", lambda v: f"x reached {v['x']}" if reached_when(v) else None,
+                      0.2, on_timeout, result="accepted")
+    return settle(1)
+
+
+def test_a_settling_command_returns_at_once_and_reports_when_reached(worker):
+    wait_until(lambda: worker.comm is Comm.CONNECTED)
+    resends = []
+    fut = worker.submit(lambda drv: _follower(worker, lambda v: v["x"] == 9, resends), what="On")
+    assert fut.result(2) == "accepted"
+    assert worker.settling is not None and "accepted" in worker.last_result
+    worker.driver.value = 9  # the instrument follows
+    wait_until(lambda: worker.settling is None)
+    assert worker.last_result == "On: x reached 9"
+    assert worker.command_failure is None and resends == []
+
+
+def test_a_command_not_followed_is_resent_once_then_reported_and_cleared_when_followed(worker):
+    wait_until(lambda: worker.comm is Comm.CONNECTED)
+    resends = []
+    worker.submit(lambda drv: _follower(worker, lambda v: v["x"] == 9, resends), what="On").result(2)
+    wait_until(lambda: worker.command_failure is not None)
+    assert resends == [1]
+    assert worker.last_result == "On: not obeyed after 2 writes, x = 1"
+    worker.driver.value = 9  # e.g. started at the panel afterwards
+    wait_until(lambda: worker.command_failure is None)
 
 
 def test_links_are_shared_by_key_and_closed_by_the_last_user():
