@@ -188,6 +188,11 @@ class PlantDevice(Device):
             return
         if first:
             self._attributes = dict(self._wanted)
+            # A device re-created by DevRestart starts from every attribute its class has seen
+            # (other devices' families): it must offer only its own.
+            present = {attr.get_name() for attr in self.get_device_attr().get_attribute_list()}
+            for name in present - set(self._wanted) - self._static_attribute_names():
+                self.remove_attribute(name, False, False)  # the DB entries belong to the site
         elif set(self._wanted) != set(self._attributes):
             added = sorted(set(self._wanted) - set(self._attributes))
             removed = sorted(set(self._attributes) - set(self._wanted))
@@ -228,6 +233,12 @@ class PlantDevice(Device):
         )
         self.set_change_event(name, True, True)
         self.set_archive_event(name, True, True)
+
+    def _static_attribute_names(self) -> set[str]:
+        names = {"State", "Status"}
+        for cls in type(self).__mro__:
+            names.update(n for n, v in vars(cls).items() if isinstance(v, attribute))
+        return names
 
     def set_device_defaults(self, name: str, unit: str | None = None, **defaults: str) -> None:
         """Per-device attribute defaults that depend on device properties (units, converted limits).
@@ -313,7 +324,7 @@ class PlantDevice(Device):
         if worker.comm is Comm.LOST:
             return DevState.UNKNOWN, (
                 "Instrument not reachable; retrying automatically.\n"
-                "Check power, cable and network (details in LastError)."
+                + (worker.hint or "Check power, cable and network (details in LastError).")
             )
         if worker.comm is Comm.MISMATCH:
             return DevState.FAULT, f"The instrument's replies do not fit the configuration:\n{worker.reason}"

@@ -107,6 +107,7 @@ class IOWorker:
         self.comm = Comm.CONNECTING
         self.reason = "connecting"  # why the link is down, one line, for Status
         self.last_error = ""  # the technical detail of the last failure, for LastError
+        self.hint = ""  # what the operator should check, when the failure says (Status)
         self.snapshot = Snapshot()
         self.errors = 0
         self.round_trip_ms = float("nan")
@@ -321,6 +322,7 @@ class IOWorker:
             log.warning("%s: %s: %s", self.name, "reply does not fit the configuration"
                         if comm is Comm.MISMATCH else "communication lost", reason)
         self.comm, self.reason, self.last_error = comm, reason, reason
+        self.hint = getattr(exc, "hint", "")
         if self.settling is not None:
             self._set_result(f"{self._settle_what}: not confirmed, the link was lost ({reason})")
             self.settling = None

@@ -37,6 +37,11 @@ _T = TypeVar("_T")
 class NoReply(CommError):
     """The chiller stayed silent: cable, baud rate, or serial mode off at the front panel."""
 
+    @property
+    def hint(self) -> str:
+        """What the operator checks (Status): the message names cable, baud rate and panel."""
+        return str(self).split(": ", 1)[-1].capitalize()
+
 
 class NcErrorReply(errors.CommandRefused):
     """The chiller answered with an error frame (0F): the link works, the request was refused
