@@ -172,9 +172,13 @@ class CryomechCPA(PlantDevice):
                     "write. MOVING until it reports Starting (one resend if not); outcome in "
                     "LastCommandResult")
     def On(self) -> None:
-        self.run_on_instrument("On", lambda drv: drv.switch(True))
+        self.run_on_instrument("On", lambda drv: drv.switch(True, self._state_code()))
 
     @command(doc_in="Stop the compressor (write StopValue to 40001); returns once the panel took the "
                     "write. MOVING until it reports Stopping/Idling; outcome in LastCommandResult")
     def Off(self) -> None:
-        self.run_on_instrument("Off", lambda drv: drv.switch(False))
+        self.run_on_instrument("Off", lambda drv: drv.switch(False, self._state_code()))
+
+    def _state_code(self) -> int | None:
+        """The panel's state in the snapshot (at most one refresh old)."""
+        return self.worker.snapshot.values.get("OperatingStateCode") if self.worker else None

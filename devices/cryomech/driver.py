@@ -244,18 +244,18 @@ class CpaDriver:
         if echo != (p.HOLDING_START_STOP, value):
             raise CommError(f"{request}: echo was address {echo[0]}, value {echo[1]}")
 
-    def switch(self, on: bool, attempts: int = 2, settle_s: float = SETTLE_S) -> Settle:
+    def switch(self, on: bool, state: int | None, attempts: int = 2, settle_s: float = SETTLE_S) -> Settle:
         """Start or stop the compressor; returns once the panel took the write (§6.2).
 
-        A start is refused during an error lockout. What follows the write is left to the
+        A start is refused during an error lockout, judged from ``state`` (the panel's last
+        reported state code, so the command costs one transaction). What follows the write is left to the
         worker (the client has its answer by then): it checks the state at each refresh for
         ``settle_s``, writes again once if the panel did not follow (a known panel quirk), but
         never while alarms are present, because each error trip counts toward a lockout (§6.3).
         """
         if attempts < 1:
             raise ValueError(f"attempts {attempts} must be >= 1")
-        code = self.read_state()
-        if on and code == p.LOCKOUT:
+        if on and state == p.LOCKOUT:
             raise CommandRefused(
                 "Compressor is in error lockout (state 6): clear the lockout at the panel's "
                 "lockout menu, wait for the 30-minute cool-down, then start again"

@@ -38,8 +38,12 @@ def follow(drv: CpaDriver, settle: Settle, poll_s: float = 0.05) -> tuple[bool, 
         time.sleep(poll_s)
 
 
+def switch(drv: CpaDriver, on: bool) -> Settle:
+    return drv.switch(on, drv.read_state(), **SWITCH)
+
+
 def switched(drv: CpaDriver, on: bool) -> int:
-    reached, outcome = follow(drv, drv.switch(on, **SWITCH))
+    reached, outcome = follow(drv, switch(drv, on))
     assert reached, outcome
     return drv.read_state()
 
@@ -213,7 +217,7 @@ def test_start_then_stop_follow_the_state_sequence(sim, drv):
 
 def test_start_ignored_once_is_resent_and_succeeds(sim, drv):
     sim.ignore_next_start(1)
-    settle = drv.switch(True, **SWITCH)
+    settle = switch(drv, True)
     assert start_writes(sim) == 1  # the command returns after its one write
     assert follow(drv, settle)[0] and drv.read_state() in p.STARTING_OR_RUNNING
     assert start_writes(sim) == 2
@@ -221,7 +225,7 @@ def test_start_ignored_once_is_resent_and_succeeds(sim, drv):
 
 def test_start_ignored_twice_is_reported_with_state_and_alarms(sim, drv):
     sim.ignore_next_start(2)
-    reached, message = follow(drv, drv.switch(True, **SWITCH))
+    reached, message = follow(drv, switch(drv, True))
     assert not reached
     assert "start not obeyed (0x0001 to 40001, resent 1 time(s))" in message
     assert "panel still IdlingReadyToStart (state 0)" in message and "alarms: none" in message
@@ -231,7 +235,7 @@ def test_start_ignored_twice_is_reported_with_state_and_alarms(sim, drv):
 def test_no_automatic_resend_while_alarms_are_present(sim, drv):
     sim.set_alarms(64)  # helium high: the compressor trips to state 7
     sim.ignore_next_start(1)
-    reached, message = follow(drv, drv.switch(True, **SWITCH))
+    reached, message = follow(drv, switch(drv, True))
     assert not reached and "resent" not in message
     assert "panel still Error (state 7)" in message and "Helium temperature high" in message
     assert start_writes(sim) == 1
@@ -247,7 +251,7 @@ def test_start_resets_a_latched_error(sim, drv):
 def test_start_is_refused_during_lockout(sim, drv):
     sim.lockout()
     with pytest.raises(CommandRefused, match="lockout menu.*30-minute"):
-        drv.switch(True, **SWITCH)
+        switch(drv, True)
     assert start_writes(sim) == 0
 
 
@@ -295,7 +299,7 @@ def test_driver_under_the_io_worker_survives_an_outage(sim):
     worker.start()
     try:
         wait_until(lambda: worker.comm is Comm.CONNECTED and worker.snapshot.values)
-        assert worker.submit(lambda d: d.switch(True, **SWITCH), what="On").result(5.0) is None
+        assert worker.submit(lambda d: switch(d, True), what="On").result(5.0) is None
         wait_until(lambda: worker.settling is None)
         assert "compressor" in worker.last_result
         sim.set_online(False)
