@@ -165,6 +165,8 @@ class PlantDevice(Device):
         """A device property is wrong: this device alone goes FAULT, saying which property and
         what it accepts; the server and its other devices keep running; Init retries."""
         self._stop_worker()
+        if self._config_error:
+            return  # the first error names the property; what follows from it says less
         self._config_error = str(exc)
         self.set_state(DevState.FAULT)
         self.set_status(f"Configuration error: {exc}.\nFix the device property, then run Init.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
+import tango
 from tango.server import run
 
 
@@ -26,7 +27,14 @@ def main(argv: list[str] | None = None) -> None:
     # pymodbus logs every timeout with frame dumps; the worker reports losses once, in words.
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     # Tango reads the server name from argv[0]; keep it "PlantDS" whatever the launcher was.
-    run(device_classes(), args=["PlantDS", *argv[1:]])
+    # raises=True: a server that cannot start at all exits non-zero, so systemd's
+    # Restart=on-failure restarts it; one device's configuration error never gets here (it is
+    # that device's FAULT).
+    try:
+        run(device_classes(), args=["PlantDS", *argv[1:]], raises=True)
+    except tango.DevFailed as exc:
+        print(f"PlantDS {argv[1]}: cannot start: {exc.args[0].desc.strip()}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
