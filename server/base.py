@@ -230,6 +230,12 @@ class PlantDevice(Device):
         if self._attributes:
             return  # Init: Tango keeps the attribute; its configuration is applied again
         access = AttrWriteType.READ_WRITE if fset else AttrWriteType.READ
+        # This device's own defaults go in at creation: when they are what Tango then holds,
+        # nothing needs applying, so an unchanged start writes nothing to the Tango DB.
+        props.update(self._attr_device_defaults.get(name, {}))
+        if name in self._attr_units:
+            props["unit"] = self._attr_units[name]
+        props = {("doc" if k == "description" else k): v for k, v in props.items()}
         self.add_attribute(
             attribute(name=name, fget=self.read_from_snapshot, fset=fset, access=access, **props)
         )
@@ -245,9 +251,10 @@ class PlantDevice(Device):
     def set_device_defaults(self, name: str, unit: str | None = None, **defaults: str) -> None:
         """Per-device attribute defaults that depend on device properties (units, converted limits).
 
-        Dynamic attributes of one name share their class-level defaults across devices, so these
-        are applied per device, once :meth:`create_attributes` has run: ``unit`` always (it must
-        match the conversion the device does), the others where the DB does not set them.
+        Call it before :meth:`add_snapshot_attribute` of the same name. Dynamic attributes of one
+        name share their class-level defaults across devices, so these are applied per device,
+        once :meth:`create_attributes` has run: ``unit`` always (it must match the conversion the
+        device does), the others where the DB does not set them.
         """
         self._attr_device_defaults[name] = {k: str(v) for k, v in defaults.items()}
         if unit is not None:
@@ -277,6 +284,9 @@ class PlantDevice(Device):
             setattr(props, key, value)
         if name in self._attr_units:
             props.unit = self._attr_units[name]
+        current = attr.get_properties()
+        if all(_same_setting(getattr(current, k), getattr(props, k)) for k in CONFIG_KEYS):
+            return  # already so: set_properties would only write to the DB
         try:
             attr.set_properties(props)
         except tango.DevFailed as exc:
@@ -545,6 +555,21 @@ class PlantDevice(Device):
         if self._config_error:
             return self._config_error
         return self.worker.last_error if self.worker else ""
+
+
+def _same_setting(current: str, wanted: str) -> bool:
+    """Two attribute-property texts that mean the same ("27.58" and "27.580", "0.3" and "-0.3,0.3"
+    for a symmetric change threshold)."""
+    if current == wanted:
+        return True
+    try:
+        now = sorted({abs(float(v)) for v in str(current).split(",")})
+        new = sorted({abs(float(v)) for v in str(wanted).split(",")})
+        signs_now = {float(v) < 0 for v in str(current).split(",")}
+        signs_new = {float(v) < 0 for v in str(wanted).split(",")}
+    except ValueError:
+        return False
+    return now == new and (signs_now == signs_new or len(str(wanted).split(",")) == 1)
 
 
 def _number(text: str, default: float) -> float:

@@ -111,8 +111,8 @@ class CryomechCPA(PlantDevice):
         units = {"temperature": self.TemperatureUnit, "pressure": self.PressureUnit}
         for name, (kind, label, doc) in ANALOG.items():
             unit, fmt = FIXED_UNITS.get(kind) or (units.get(kind, ""), FORMATS[kind])
-            self.add_snapshot_attribute(name, dtype=float, unit=unit, format=fmt, label=label, doc=doc)
             self.set_device_defaults(name, unit=unit, **self._default_limits(name, kind))
+            self.add_snapshot_attribute(name, dtype=float, unit=unit, format=fmt, label=label, doc=doc)
         for name, props in OTHER.items():
             self.add_snapshot_attribute(name, **props)
 

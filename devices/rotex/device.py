@@ -98,15 +98,15 @@ class RotexHPSU(PlantDevice):
             number = (lambda v: repr(float(v))) if floating else (lambda v: str(int(v)))
             props.update(min_value=number(low), max_value=number(high))
             fset = self._write_attribute
-        self.add_snapshot_attribute(cmd.name, fset=fset, **props)
         # Per device: one server may host devices in different languages.
         self.set_device_defaults(cmd.name, unit=cmd.unit, label=label, description=doc)
+        self.add_snapshot_attribute(cmd.name, fset=fset, **props)
         if cmd.value_codes:
             name = cmd.name + LABEL_SUFFIX
             label_doc = (f"Label of the code {cmd.name} reads ({', '.join(cmd.value_codes)}); "
                          f"the code itself is {cmd.name}")
-            self.add_snapshot_attribute(name, dtype=str, label=label, doc=label_doc)
             self.set_device_defaults(name, label=label, description=label_doc)
+            self.add_snapshot_attribute(name, dtype=str, label=label, doc=label_doc)
 
     # ---- reading -----------------------------------------------------------------------------
     def snapshot_value(self, key: str) -> tuple[Any, float, bool]:

@@ -259,3 +259,27 @@ def test_site_attribute_configuration_survives_server_start(cpa):
     assert d.get_attribute_config("HoursOfOperation").label == "Run hours"
     # and nothing else was written: the per-device defaults stay out of the DB
     assert dict(db.get_device_attribute_property(d.name(), ["HighPressure"])["HighPressure"]) == {}
+
+
+def test_start_and_init_of_an_unchanged_configuration_write_nothing_to_the_db(cpa):
+    """Defaults are applied in memory: no attribute-property writes, no history rows, neither
+    when the device is created (DevRestart re-creates it as a server start does) nor at Init.
+    (A device whose units differ from the first device of its class in the same server still
+    has its converted limits applied through the DB: cppTango shares attribute defaults per
+    class.)"""
+    db = tango.Database()
+    name = "test/compressor/tcp"
+
+    def history() -> list[tuple[str, str, str]]:
+        rows = db.get_device_attribute_property_history(name, "*", "*")
+        return [(h.get_attribute_name(), h.get_name(), h.get_date()) for h in rows]
+
+    before = history()
+    device = cpa[name]
+    device.Init()
+    wait_for(lambda: device.state() != DevState.INIT, what="back after Init")
+    tango.DeviceProxy(device.adm_name()).DevRestart(name)
+    wait_for(lambda: device.state() == DevState.OFF, what="back after the re-creation")
+    assert history() == before
+    assert dict(db.get_device_attribute_property(name, ["HighPressure"])["HighPressure"]) == {}
+    assert float(device.get_attribute_config("HighPressure").alarms.max_alarm) == pytest.approx(27.58, abs=0.01)
