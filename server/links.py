@@ -91,3 +91,13 @@ def split_url(url: str, default_port: int | None = None) -> tuple[str, str, int 
     except ValueError as exc:
         raise ValueError(f"Url {url!r} has an invalid port: {exc}") from None
     return parts.scheme.lower(), parts.hostname or "", port, parts.path
+
+
+def no_delay(sock: Any) -> None:
+    """Send small request frames at once: without TCP_NODELAY, Nagle's algorithm holds a request
+    written right behind another (a heat pump read-back behind its write) until the peer's
+    delayed ACK, ~40 ms a transaction on request/response links."""
+    import socket
+
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

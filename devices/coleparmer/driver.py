@@ -16,7 +16,7 @@ from typing import Any, Callable, TypeVar
 import serial
 
 from ...server import errors
-from ...server.links import CommError, Link, acquire, release
+from ...server.links import CommError, Link, acquire, release, no_delay
 from . import protocol
 from .protocol import FrameError
 
@@ -123,9 +123,11 @@ class NcDriver:
             release(link)
 
     def _open(self) -> Any:
-        return serial.serial_for_url(
+        port = serial.serial_for_url(
             self.url, baudrate=self.baudrate, timeout=min(self.timeout, _POLL_S)
         )
+        no_delay(getattr(port, "_socket", None))  # socket:// terminal servers: no Nagle stall
+        return port
 
     # -- reads -------------------------------------------------------------------------------
     def read_acknowledge(self) -> tuple[int, int]:

@@ -22,7 +22,7 @@ from pymodbus import FramerType, ModbusException
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 
 from ...server.errors import CommandRefused
-from ...server.links import CommError, Link, acquire, release, split_url
+from ...server.links import CommError, Link, acquire, no_delay, release, split_url
 from ...server.worker import Settle
 from . import protocol as p
 
@@ -160,6 +160,8 @@ class CpaDriver:
         if not client.connect():
             client.close()
             raise CommError(f"cannot connect to {self.key}")
+        if self.scheme != "serial":
+            no_delay(client.socket)  # pymodbus leaves Nagle on
         return client
 
     def connect(self) -> None:

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import can
 import serial
 
-from ...server.links import CommError, split_url
+from ...server.links import CommError, no_delay, split_url
 from .elm327 import BAUDRATE, Elm327Port
 
 SOCKETCAND_PORT = 29536
@@ -137,8 +137,9 @@ def opener(url: str, responders: Iterable[int]) -> Callable[[], BusPort | Elm327
         def open_socketcand() -> BusPort:
             _probe_tcp(host, port)
             return BusPort(
+                # tcp_tune: python-can's TCP_NODELAY (and QUICKACK) for this request/response link
                 can.Bus(interface="socketcand", host=host, port=port, channel=channel,
-                        can_filters=filters),
+                        can_filters=filters, tcp_tune=True),
                 url,
             )
 
@@ -168,7 +169,12 @@ def opener(url: str, responders: Iterable[int]) -> Callable[[], BusPort | Elm327
         if not host:
             raise ValueError(f"Url {url!r}: expected elm327+tcp://host[:35000]")
         port = port or ELM327_TCP_PORT
-        return lambda: Elm327Port(serial.serial_for_url(f"socket://{host}:{port}"), url)
+        def open_elm327_tcp() -> Elm327Port:
+            bridge = serial.serial_for_url(f"socket://{host}:{port}")
+            no_delay(bridge._socket)  # pyserial's socket:// leaves Nagle on
+            return Elm327Port(bridge, url)
+
+        return open_elm327_tcp
 
     raise ValueError(
         f"Url {url!r}: unknown scheme {scheme!r}; expected one of "
