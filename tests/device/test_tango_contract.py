@@ -229,3 +229,17 @@ def test_silence_makes_values_invalid_and_state_unknown_within_three_periods(pla
     finally:
         sim.set_serial_mode(True)
     wait_for(state_is(chiller, DevState.ON), timeout=30, what="recovered")
+
+
+def test_a_silent_heat_pump_goes_invalid_and_unknown_then_recovers(plant, sims):
+    """Bound: three RefreshPeriods (9 s here) for INVALID; UNKNOWN once mode_01 has gone
+    unanswered through its resends. The wait allows a loaded machine."""
+    hpsu, sim = plant[HPSU], sims["hpsu"]
+    sim.set_online(False)
+    try:
+        wait_for(lambda: hpsu.read_attribute("t_hs").quality == AttrQuality.ATTR_INVALID,
+                 timeout=3 * 9.0, what="INVALID within three refresh periods")
+        wait_for(state_is(hpsu, DevState.UNKNOWN), timeout=30, what="UNKNOWN")
+    finally:
+        sim.set_online(True)
+    wait_for(state_is(hpsu, DevState.ON), timeout=60, what="recovered")
