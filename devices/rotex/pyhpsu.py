@@ -36,10 +36,15 @@ def split_job(job: str) -> tuple[str, str | None]:
     return name.strip().lower(), value.strip() if sep else None
 
 
+# pyHPSU's own labels where the table uses clearer ones, so pyHPSU command lines keep working.
+PYHPSU_LABELS = {"mode_01": {"sink": "reduced"}}
+
+
 def parse_value(cmd: Command, value_text: str) -> str | float:
-    """A value typed by a user: one of the command's code labels as it is, else a number in the
-    command's unit (ValueError naming the labels it could have been)."""
+    """A value typed by a user: one of the command's code labels as it is (or pyHPSU's name for
+    it), else a number in the command's unit (ValueError naming the labels it could have been)."""
     value_text = value_text.strip()
+    value_text = PYHPSU_LABELS.get(cmd.name, {}).get(value_text, value_text)
     if value_text in cmd.value_codes:
         return value_text
     try:

@@ -484,7 +484,8 @@ class _ElmSession:
             self._print("?")
             return
         payload = bytes.fromhex(command)
-        if self.auto_format:  # ISO 15765-4 single frame: a length byte first, 7 bytes at most
+        formatting = self._formatting()
+        if formatting:  # ISO 15765-4 single frame: a length byte first, 7 bytes at most
             if len(payload) > 7:
                 self._print("?")
                 return
@@ -506,7 +507,7 @@ class _ElmSession:
                     arbitration_id, data = self._rx.get(timeout=self._sim.elm_timeout_s)
                 except queue.Empty:
                     break
-                if self.auto_format and not (data and 1 <= data[0] <= 7 and len(data) > data[0]):
+                if formatting and not (data and 1 <= data[0] <= 7 and len(data) > data[0]):
                     continue  # not an ISO 15765 single frame: the adapter shows nothing
                 self._print(self._format(arbitration_id, data))
                 shown += 1
@@ -514,6 +515,12 @@ class _ElmSession:
             self._listening = False
         if not shown:
             self._print("NO DATA")
+
+    def _formatting(self) -> bool:
+        """CAN auto formatting applies to the ISO 15765 protocols (6-9) only: on the user
+        protocols B and C the CAN options (PP 2C/2E, factory 0x80 on C: "no formatting") rule,
+        so pyHPSU and FHEM, which never send AT CAF0, see the heat pump's frames as they are."""
+        return self.auto_format and self._memory.protocol not in ("B", "C")
 
     def _format(self, arbitration_id: int, data: bytes) -> str:
         fields = ([f"{arbitration_id:03X}"] if self.headers else []) + [f"{b:02X}" for b in data]

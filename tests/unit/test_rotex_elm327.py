@@ -171,3 +171,43 @@ def test_clone_without_programmable_parameters_is_named(adapter_factory):
     with pytest.raises(CommError, match=r"clone does not support programmable parameters"):
         elm.initialise()
     assert adapter.received == [b"ATZ", b"ATE0", b"AT PP 2F SV 19"]
+
+
+def _elm_session(port: int, lines: list[str]) -> list[str]:
+    """Send each line as a terminal would and collect the adapter's answer up to its prompt."""
+    import socket as _socket
+
+    answers = []
+    with _socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        for line in lines:
+            conn.sendall(line.encode() + b"\r")
+            buffer = b""
+            while not buffer.endswith(b">"):
+                chunk = conn.recv(256)
+                assert chunk, f"adapter closed during {line!r}"
+                buffer += chunk
+            answers.append(buffer.decode(errors="replace"))
+    return answers
+
+
+@pytest.mark.parametrize("client", ["FHEM", "pyHPSU"])
+def test_peer_drivers_setup_sequences_without_caf0_get_the_heat_pumps_frames(client):
+    """Real adapters apply CAN auto formatting to ISO 15765 protocols only; on protocol C the
+    CAN options say "no formatting", so clients that never send AT CAF0 read the frames."""
+    from plantds.devices.rotex.simulator import HpsuSimulator
+
+    sim = HpsuSimulator(elm_port=0, latency_s=0.005, drift=False).start()
+    try:
+        sim.set_value("mode_01", "heat")
+        # the one-time adapter set-up both projects document (PPs apply after a reset)
+        setup = ["AT PP 2F SV 19", "AT PP 2F ON", "AT Z"]
+        if client == "FHEM":
+            session = ["AT E1", "AT SP C", "AT V1", "AT H0", "AT SH 680", "AT CRA 180",
+                       "31 00 FA 01 12 00 00"]
+        else:  # pyHPSU: ATE0, PP 2F ON, SP C, then ATSH and the payload per request
+            session = ["ATE0", "AT PP 2F ON", "AT SP C", "ATSH680", "31 00 FA 01 12 00 00"]
+        answers = _elm_session(sim.elm_port, setup + session)
+        reply = answers[-1]
+        assert "NO DATA" not in reply and "FA 01 12 03" in reply.replace("FA0112", "FA 01 12 "), reply
+    finally:
+        sim.stop()

@@ -148,7 +148,7 @@ def test_decoded_codes_have_labels():
     ("qch", 0x8000, None),            # the 32768 kWh reading
     ("qch", 0x7FFF, 32767),
     ("power_dhw", 300, 3000),         # divisor 0.1: raw x 10, no floor-division loss
-    ("v_var", 125, 13),               # longint / 10 rounds, halves away from zero
+    ("v_var", 125, 12.5),             # tenths of l/h kept (pyHPSU rounded to whole l/h)
     ("heat_slope", 29, 0.29),
     ("water_pressure", 1520, 1.52),
     ("mode_01", 0x1100, 17),          # int type: high byte only

@@ -71,3 +71,22 @@ def test_text_reads_back_as_the_decoded_value(cmd, word):
     assert math.isclose(parsed, value, abs_tol=0.005 if cmd.unit == "degC" else 1e-9)
     if cmd.writable and cmd.min is not None and cmd.min <= value <= cmd.max:
         assert encode_value(cmd, pyhpsu.parse_value(cmd, pyhpsu.text(cmd, value))) == word
+
+
+def test_pyhpsus_own_label_sink_is_mode_01_reduced():
+    from plantds.devices.rotex import pyhpsu
+    from plantds.devices.rotex.table import load_commands
+
+    mode = load_commands()["mode_01"]
+    assert pyhpsu.parse_value(mode, "sink") == "reduced"
+    assert mode.value_codes[pyhpsu.parse_value(mode, " sink ")] == 4
+
+
+def test_ehs_is_kw_from_w_and_v_var_keeps_its_tenth():
+    from plantds.devices.rotex import protocol
+    from plantds.devices.rotex.table import load_commands
+
+    table = load_commands()
+    assert protocol.decode_word(table["ehs"], 3250) == 3.25  # 3250 W
+    assert table["ehs"].unit == "kW"
+    assert protocol.decode_word(table["v_var"], 1237) == 123.7  # not rounded to 124
