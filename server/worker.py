@@ -111,7 +111,6 @@ class IOWorker:
         self.snapshot = Snapshot()
         self.errors = 0
         self.round_trip_ms = float("nan")
-        self.cycle_ms = float("nan")  # duration of the last refresh cycle, jobs included
         self.last_update = 0.0
         self.last_result = ""  # outcome of the last command or write, for LastCommandResult
         self.settling: Settle | None = None
@@ -259,7 +258,7 @@ class IOWorker:
                     values = self.driver.refresh(self.checkpoint)
                 finally:
                     self._last_cycle_s = time.monotonic() - cycle_start
-                self.cycle_ms = self.round_trip_ms = self._last_cycle_s * 1000.0
+                self.round_trip_ms = self._last_cycle_s * 1000.0
                 backoff = self.BACKOFF_START_S  # reset only by a good refresh
                 now = time.time()
                 self.snapshot = Snapshot({**values, **self._cycle_learned}, now)
