@@ -8,7 +8,7 @@ Each case starts a :class:`CpaSimulator` (CPA2 format, 53 registers), connects a
 
 * **block**: ``CpaDriver.refresh()``, the driver's one FC04 read of the whole block;
 * **naive**: one FC04 read per quantity, registers 30001-30028 (15 requests), as PKG,
-  BBekker/CryostatControl and Atomize poll (notes §9 #8). Sent through the driver's own
+  BBekker/CryostatControl and Atomize poll (§9 #8). Sent through the driver's own
   transaction path (same pymodbus client, link lock and checks) so only the request plan differs.
   It does not decode, which costs the block read a few microseconds more.
 
@@ -23,6 +23,8 @@ character (start, 8 data, stop). That is a lower bound: the panel's processing t
 not counted, and the Modbus spec lets devices above 19200 baud use a fixed 1.75 ms silence.
 The simulator paces bytes but adds no silences, so the time of the bytes alone is printed too;
 measured/limit can fall below 1 where silences weigh (many small requests, low baud).
+
+Section numbers (§) refer to ``docs/cryomech-cpa-modbus.md``.
 
 Prints figures only; nothing is asserted. Everything it starts is stopped before it returns.
 """

@@ -4,7 +4,7 @@ Usage: python benchmarks/hpsu_rate.py [--cycles 10] [--latency-ms 20] [--elm-tim
                                       [--background-rate 0] [--transport virtual socketcand ...]
 
 Each transport reaches one :class:`HpsuSimulator` whose nodes answer ``--latency-ms`` after a
-request (the HPSU answers in ~18-23 ms, protocol notes §8.1): the python-can virtual bus (in
+request (the HPSU answers in ~18-23 ms, §8.1): the python-can virtual bus (in
 process), the socketcand server and the ELM327 emulator (both on loopback TCP). An
 :class:`HpsuDriver` tracks the table's "fast" commands of the default monitoring set and times
 ``--cycles`` calls of ``refresh()``; the slow ones (settings, counters) are read once before.
@@ -15,7 +15,7 @@ count as values without a request.
 
 Compared with:
 
-* **pyHPSU** per value (protocol notes §8.2): ~2.1 s over ELM327 (a fixed 50 ms sleep and a 1 s
+* **pyHPSU** per value (§8.2): ~2.1 s over ELM327 (a fixed 50 ms sleep and a 1 s
   read timeout for each of ATSH and the payload), 20-30 ms over SocketCAN (its happy path;
   a CLI run adds process start and, with ELM327, a 3.2 s adapter init on every call). The
   socketcand and virtual rows are set against the SocketCAN figure.
@@ -23,6 +23,8 @@ Compared with:
   20 kbit/s (103 bits each for 7 data bytes without stuffing, up to 125 with worst-case
   stuffing). The simulator does not pace frames at the bitrate, so a transport that adds little
   can come out below 1.
+
+Section numbers (§) refer to ``docs/rotex-hpsu-can.md``.
 
 Prints figures only; nothing is asserted. Everything it starts is stopped before it returns.
 """

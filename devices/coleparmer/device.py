@@ -27,7 +27,7 @@ class Kind(NamedTuple):
 # A range wide enough for every family (EX heating circulators reach 200 °C); the chiller
 # limits to its own, narrower range and the write then reports the value it stored.
 TEMPERATURE = Kind("degC", "%.2f", -50.0, 200.0)
-# PID ranges of the manuals (notes §5); they are unitless numbers on the front panel.
+# PID ranges of the manuals (docs/neslab-nc.md §5); they are unitless numbers on the front panel.
 PROPORTIONAL = Kind("", "%.1f", 0.1, 99.9)
 INTEGRAL = Kind("", "%.2f", 0.0, 9.99)
 DERIVATIVE = Kind("", "%.1f", 0.0, 5.0)

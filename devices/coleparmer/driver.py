@@ -3,7 +3,7 @@
 A reply is used only if its lead, address, command echo, announced length, data length and
 checksum are all right; anything else is discarded and the request resent (up to ``retries``),
 because a wrong temperature or a 10×-off set point is worse than no value. Writes are
-precision-aware (§6.3 of the notes): the value is encoded at the precision the unit last
+precision-aware (§6.3 of ``docs/neslab-nc.md``): the value is encoded at the precision the unit last
 reported for that parameter, and the echo is compared with what was asked.
 """
 

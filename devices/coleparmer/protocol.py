@@ -2,7 +2,7 @@
 
 Bytes in, values out; no I/O. Everything a family differs in (which parameters exist, the Read
 Status bit layout, the Set On/Off array, the error numbering) is data in :data:`FAMILIES`.
-The facts and their sources are in ``shared/protocols/neslab-nc-serial.md``; § numbers below
+The facts and their sources are in ``docs/neslab-nc.md``; § numbers below
 refer to it.
 
 Frame (§2)::
@@ -27,7 +27,7 @@ READ_STATUS = 0x09
 ERROR_REPLY = 0x0F
 SET_ON_OFF = 0x81
 
-# Every read and set command named in the notes (§4, §5). Families pick from these below.
+# Every read and set command named in §4 and §5. Families pick from these below.
 READ_COMMANDS = {
     "acknowledge": 0x00,
     "software version": 0x02,  # ThermoFlex, ASCII reply

@@ -8,6 +8,8 @@ it silent (serial mode off), corrupt or refuse replies, add line noise, raise fa
 warnings, and pace bytes at a baud rate.
 
     plantds simulate chiller --port 5021 --family Polystat --precision 0.1 [--baud 9600] [--pty]
+
+Section numbers (§) refer to ``docs/neslab-nc.md``.
 """
 
 from __future__ import annotations

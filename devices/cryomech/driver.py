@@ -1,6 +1,6 @@
 """Cryomech CPA driver: Modbus transactions over a shared link, start/stop with verification.
 
-One refresh is ONE FC04 block read from PDU 1 (§8 of the notes), decoded by :mod:`.protocol`.
+One refresh is ONE FC04 block read from PDU 1 (§8), decoded by :mod:`.protocol`.
 Transport is pymodbus's synchronous client chosen by URL:
 
 * ``tcp://host[:502]``        Modbus TCP, unit 1 by default
@@ -12,6 +12,8 @@ Every driver naming the same endpoint shares one pymodbus client through :mod:`s
 and holds the link's lock for each request, so slaves on one RS-485 line or gateway never see
 interleaved transactions. The first driver to open a shared link sets its serial settings,
 timeout and retries.
+
+Section numbers (§) refer to ``docs/cryomech-cpa-modbus.md``.
 """
 
 from __future__ import annotations

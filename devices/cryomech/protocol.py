@@ -1,6 +1,6 @@
 """Cryomech CPA digital panel: register map and codecs. Pure: register words in, values out.
 
-The facts come from ``shared/protocols/cryomech-cpa-modbus.md`` (the *notes*); ``§`` numbers below
+The facts are in ``docs/cryomech-cpa-modbus.md``; ``§`` numbers below
 refer to its sections. Everything here works on plain 16-bit register words as they arrive from
 a Modbus FC04 block read, so the same code serves Modbus TCP, RTU and the simulator.
 """

@@ -12,6 +12,8 @@ Two layers, both in one background thread with its own asyncio loop:
 
 Timers of the state machine (starting, stopping) run in wall-clock seconds; ``time_scale`` only
 speeds up the physics (temperatures, pressures, running hours).
+
+Section numbers (§) refer to ``docs/cryomech-cpa-modbus.md``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ CR, and the adapter prints its reply lines followed by a ``>`` prompt. A hex pay
 it transmit one CAN frame and print every frame it receives (through its ``AT CRA`` filter)
 until its own reply window closes, then the prompt. So one exchange is: write a line, read to
 the prompt — never a fixed sleep, and never a second command before the prompt (pyHPSU's bug #7
-in the protocol notes: an unread reply poisons the next exchange).
+in docs/rotex-hpsu-can.md §6.2: an unread reply poisons the next exchange).
 
 The pure helpers (:func:`reply_lines`, :func:`parse_frame`, :func:`check_reply`) hold the
 adapter's text conventions; :class:`Elm327` does the I/O over any pyserial object; and
@@ -35,7 +35,7 @@ PROMPT_MARGIN_S = 1.0
 MAX_EXCHANGE_S = 10.0
 READ_SLICE_S = 0.05  # serial read granularity; a read returns as soon as a byte arrives
 
-# Set-up (protocol notes §7): the bitrate lives in programmable parameter 2F as a divisor of
+# Set-up (docs/rotex-hpsu-can.md §7): the bitrate lives in programmable parameter 2F as a divisor of
 # 500 kbit/s (0x19 = 25 → 20 kbit/s) for protocol C; PPs only take effect after a reset.
 CONFIGURE_BITRATE = ("AT PP 2F SV 19", "AT PP 2F ON", "AT SP C")
 # After the reset: no echo; variable DLC so a 7-byte payload goes out as DLC 7; headers on so
@@ -77,7 +77,7 @@ def reply_lines(raw: bytes, sent: str) -> list[str]:
     """What the adapter printed before its prompt, one stripped line each.
 
     Blank lines and the echo of ``sent`` are dropped. Some clones echo without a line break
-    (``AT PP 2F ONOK``, protocol notes §7.4), so an echo glued to the reply is cut off too.
+    (``AT PP 2F ONOK``, docs/rotex-hpsu-can.md §7.4), so an echo glued to the reply is cut off too.
     """
     text = raw.decode("ascii", "replace")
     if text.endswith(">"):

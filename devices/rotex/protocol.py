@@ -1,7 +1,7 @@
 """Rotex HPSU CAN telegrams (Elster style): addressing, requests, reply matching, value codec.
 
 Pure: frames in, values out; no bus, no clock, no threads. The facts are in
-``protocols/rotex-hpsu-can.md`` of the shared notes; section numbers below refer to it.
+``docs/rotex-hpsu-can.md``; section numbers below refer to it.
 
 A telegram travels in a classic 11-bit CAN frame whose arbitration id is the *sender*. The
 *target* and the message type are packed into data bytes 0-1 (§2)::

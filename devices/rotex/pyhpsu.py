@@ -1,9 +1,11 @@
 """What pyHPSU users' scripts expect: its value text (``resp``) and its ``-c name[:value]`` syntax.
 
 pyHPSU prints temperatures as ``"%.2f"`` text (``"43.30"``), percentages as integers and every
-other value with ``str()`` (protocol notes §5.1). ``ReadValue`` and ``plantds hpsu`` keep that, so
+other value with ``str()`` (§5.1). ``ReadValue`` and ``plantds hpsu`` keep that, so
 the cron jobs and home-automation glue that parse pyHPSU's JSON or CSV keep working. Pure: no
 bus, no Tango.
+
+Section numbers (§) refer to ``docs/rotex-hpsu-can.md``.
 """
 
 from __future__ import annotations

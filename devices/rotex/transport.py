@@ -2,7 +2,7 @@
 
 | Url | Port |
 |---|---|
-| ``socketcan://can0`` | python-can SocketCAN (bitrate set outside the server, protocol notes §1) |
+| ``socketcan://can0`` | python-can SocketCAN (bitrate set outside the server, §1) |
 | ``socketcand://host[:29536]/can0`` | python-can client of a socketcand server |
 | ``virtual://channel`` | python-can virtual bus (in-process; tests and the simulator) |
 | ``elm327:///dev/ttyUSB0[?baudrate=38400]`` | ELM327 on a serial port |
@@ -15,6 +15,8 @@ Every port offers ``name``, ``close()`` and::
 one request out, the reply's data back (or None), every other frame heard handed to
 ``observe`` — so the driver is the same whether the port is a bus it listens to or an adapter
 that answers line by line.
+
+Section numbers (§) refer to ``docs/rotex-hpsu-can.md``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""NC protocol codec: the notes' vectors (manual misprints corrected), families, fuzzing."""
+"""NC codec: the vectors of docs/neslab-nc.md (manual misprints corrected), families, fuzzing."""
 
 from __future__ import annotations
 

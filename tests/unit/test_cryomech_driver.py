@@ -144,7 +144,7 @@ def test_rtu_wire_bytes_match_the_vendor_frames(make_sim, make_driver):
     drv.write_start_stop(True)
     drv.write_start_stop(False)
     assert sim.received_bytes() == bytes.fromhex(
-        "10 04 00 01 00 35 62 9C"  # notes §1.4, CRC verified there
+        "10 04 00 01 00 35 62 9C"  # docs/cryomech-cpa-modbus.md §1.4
         "10 06 00 01 00 01 1A 8B"
         "10 06 00 01 00 FF 9B 0B"
     )

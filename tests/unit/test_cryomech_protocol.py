@@ -1,4 +1,4 @@
-"""Cryomech CPA register codecs: facts from the protocol notes, then property tests."""
+"""Cryomech CPA register codecs: facts from docs/cryomech-cpa-modbus.md, then property tests."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from plantds.devices.cryomech import protocol as p
 
-# -- addressing (notes §2) -------------------------------------------------------------------------
+# -- addressing (§2) -------------------------------------------------------------------------------
 
 
 def test_register_3000n_is_at_pdu_n_and_block_index_n_minus_1():
@@ -45,7 +45,7 @@ def test_map_documents_the_manual_table():
     assert quantities["MotorCurrent"] is None
 
 
-# -- float32 CDAB (notes §4) -----------------------------------------------------------------------
+# -- float32 CDAB (§4) -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -90,7 +90,7 @@ def test_values_beyond_float32_are_rejected():
         p.encode_f32(1e39)
 
 
-# -- bits (notes §5.3) -----------------------------------------------------------------------------
+# -- bits (§5.3) -----------------------------------------------------------------------------------
 
 
 def test_bit_256_is_low_pressure_high_and_512_low_pressure_low():
@@ -123,7 +123,7 @@ def test_negative_mask_is_rejected():
         p.warning_names(-1)
 
 
-# -- identity (notes §5.5, §5.6) -------------------------------------------------------------------
+# -- identity (§5.5, §5.6) -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -154,7 +154,7 @@ def test_software_revision_is_high_dot_low_byte():
         p.encode_software_revision("2.256")
 
 
-# -- operating state (notes §5.1) ------------------------------------------------------------------
+# -- operating state (§5.1) ------------------------------------------------------------------------
 
 
 def test_state_labels_cover_the_manual_and_vendor_codes():
@@ -192,7 +192,7 @@ def test_state_sets():
     assert p.state_label(4) == "unknown state code 4"
 
 
-# -- scales (notes §5.4) ---------------------------------------------------------------------------
+# -- scales (§5.4) ---------------------------------------------------------------------------------
 
 
 def test_temperature_conversions():

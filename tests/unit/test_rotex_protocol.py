@@ -1,4 +1,4 @@
-"""Rotex HPSU CAN telegrams: vectors from the protocol notes (§2, §5.2, §6.1) and fuzzing."""
+"""Rotex HPSU CAN telegrams: vectors from docs/rotex-hpsu-can.md (§2, §5.2, §6.1) and fuzzing."""
 
 import math
 

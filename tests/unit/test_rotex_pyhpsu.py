@@ -14,7 +14,7 @@ COMMANDS = load_commands()
 
 
 @pytest.mark.parametrize("name, value, expected", [
-    ("t_dhw", 43.3, "43.30"),          # the notes' example: degC as "%.2f" text
+    ("t_dhw", 43.3, "43.30"),          # docs/rotex-hpsu-can.md §5.1: degC as "%.2f" text
     ("t_ext", -5.0, "-5.00"),
     ("pump", 65, 65),                  # percentages are numbers in pyHPSU's JSON
     ("water_pressure", 1.85, "1.85"),  # everything else: str()
