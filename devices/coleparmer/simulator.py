@@ -105,7 +105,7 @@ class ChillerSimulator:
         self._warnings: set[str] = set()
         self._serial_mode = True
         self._corrupt = 0
-        self._errors: collections.deque[int] = collections.deque()
+        self._errors: collections.deque[tuple[int, int | None]] = collections.deque()
         self._noise = 0.0
         # Requests this unit answered (none while silent), for tests to check the wire bytes.
         self.requests: collections.deque[bytes] = collections.deque(maxlen=1000)
@@ -188,10 +188,11 @@ class ChillerSimulator:
         with self._lock:
             self._corrupt += count
 
-    def error_next(self, code: int, count: int = 1) -> None:
-        """The next ``count`` requests are answered with error 0F number ``code``."""
+    def error_next(self, code: int, count: int = 1, command: int | None = None) -> None:
+        """The next ``count`` requests (with that command byte, if given) are answered with
+        error 0F number ``code``."""
         with self._lock:
-            self._errors.extend([code] * count)
+            self._errors.extend([(code, command)] * count)
 
     def set_noise(self, probability: float) -> None:
         """Each reply is preceded by 1–4 stray bytes with this probability."""
@@ -337,8 +338,8 @@ class ChillerSimulator:
                 command, data = self._error(protocol.BAD_CHECKSUM, request[3])
             else:
                 command, data = self._handle(protocol.decode_frame(request))
-            if self._errors:
-                command, data = protocol.ERROR_REPLY, bytes((self._errors.popleft(), request[3]))
+            if self._errors and self._errors[0][1] in (None, request[3]):
+                command, data = protocol.ERROR_REPLY, bytes((self._errors.popleft()[0], request[3]))
             reply = protocol.Frame(self.lead, self.address, command, data).encode()
             if self._corrupt:
                 self._corrupt -= 1

@@ -88,7 +88,7 @@ class HpsuDriver:
         self.retries = retries
         self.slow_period_s = slow_period_s
         self.tracked: list[Command] = [self.table[name] for name in dict.fromkeys(names)]
-        self._opener = transport.opener(url, nodes)  # checks the Url now
+        self._port = transport.opener(url, nodes)  # checks the Url now
         self._tracked_names = frozenset(cmd.name for cmd in self.tracked)
         # (node, index) → tracked commands: the key of a reply heard on the bus.
         self._by_address: dict[tuple[int, int], list[Command]] = {}
@@ -103,7 +103,7 @@ class HpsuDriver:
     def connect(self) -> None:
         """Open the port and check that the heat pump answers (CommError if it does not)."""
         if self._link is None:
-            self._link = acquire(self.url, self._opener)
+            self._link = acquire(self._port.key, self._port.open, self._port.settings)
         with self._link.lock:
             self._link.transport()
         probes = self.tracked[:PROBE_COMMANDS] or [self.table[DEFAULT_MONITORING[0]]]

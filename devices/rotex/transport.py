@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 import can
 import serial
 
-from ...server.links import CommError, split_url
+from ...server.links import CommError, serial_target, split_url, tcp_key
 from .elm327 import BAUDRATE, Elm327Port
 
 SOCKETCAND_PORT = 29536
@@ -35,6 +35,18 @@ ELM327_TCP_PORT = 35000
 CONNECT_TIMEOUT_S = 3.0
 
 SCHEMES = ("socketcan", "socketcand", "virtual", "elm327", "elm327+tcp")
+URL_FORMS = ("socketcan://<interface>, socketcand://host[:29536]/<interface>, "
+             "elm327:///dev/<port>[?baudrate=38400], elm327+tcp://host[:35000] or "
+             "virtual://<channel>")
+
+
+class PortSpec(NamedTuple):
+    """What ``server.links.acquire`` needs: the opener, the physical port's key, and the
+    settings every user of that port must share."""
+
+    open: Callable[[], Any]
+    key: str
+    settings: dict[str, Any]
 
 
 class BusPort:
@@ -110,22 +122,29 @@ def _probe_tcp(host: str, port: int) -> None:
         pass
 
 
-def opener(url: str, responders: Iterable[int]) -> Callable[[], BusPort | Elm327Port]:
-    """Check ``url`` now (ValueError naming the accepted forms) and return a function that
-    opens the port — the shape ``server.links.acquire`` wants."""
+def opener(url: str, responders: Iterable[int]) -> PortSpec:
+    """Check ``url`` now (ValueError naming the accepted forms) and return how to open the
+    port and under which key it is shared (``elm327:///dev/ttyUSB0`` and the same with
+    ``?baudrate=38400`` are one port; host names compare case-insensitively)."""
     scheme, host, port, path = split_url(url)
     parts = urlsplit(url)
     filters = _filters(responders)
+    if parts.fragment or (parts.query and scheme != "elm327"):
+        raise ValueError(f"Url {url!r}: no options expected (expected {URL_FORMS})")
 
     if scheme == "socketcan":
         channel = parts.netloc or path.lstrip("/")
         if not channel:
             raise ValueError(f"Url {url!r}: expected socketcan://<interface>, e.g. "
                              "socketcan://can0")
-        return lambda: BusPort(
-            can.Bus(interface="socketcan", channel=channel, can_filters=filters,
-                    receive_own_messages=False),
-            url,
+        return PortSpec(
+            lambda: BusPort(
+                can.Bus(interface="socketcan", channel=channel, can_filters=filters,
+                        receive_own_messages=False),
+                url,
+            ),
+            f"socketcan://{channel}",
+            {"protocol": "SocketCAN"},
         )
 
     if scheme == "socketcand":
@@ -142,35 +161,53 @@ def opener(url: str, responders: Iterable[int]) -> Callable[[], BusPort | Elm327
                 url,
             )
 
-        return open_socketcand
+        return PortSpec(open_socketcand, f"{tcp_key(host, port)}/{channel}",
+                        {"protocol": "socketcand"})
 
     if scheme == "virtual":
         channel = parts.netloc or path.lstrip("/")
         if not channel:
             raise ValueError(f"Url {url!r}: expected virtual://<channel>")
-        return lambda: BusPort(
-            can.Bus(interface="virtual", channel=channel, can_filters=filters,
-                    receive_own_messages=False),
-            url,
+        return PortSpec(
+            lambda: BusPort(
+                can.Bus(interface="virtual", channel=channel, can_filters=filters,
+                        receive_own_messages=False),
+                url,
+            ),
+            f"virtual://{channel}",
+            {"protocol": "virtual CAN"},
         )
 
     if scheme == "elm327":
-        if not path:
-            raise ValueError(f"Url {url!r}: expected elm327:///dev/ttyUSB0[?baudrate=38400]")
-        query = parse_qs(parts.query)
+        if host:
+            raise ValueError(f"Url {url!r}: expected elm327:///dev/<port>[?baudrate=38400]")
+        device, key = serial_target(path, url, URL_FORMS)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        if set(query) - {"baudrate"} or len(query.get("baudrate", [])) > 1:
+            raise ValueError(f"Url {url!r}: the only option is ?baudrate=<integer>")
         try:
             baudrate = int(query.get("baudrate", [BAUDRATE])[0])
         except ValueError:
             raise ValueError(f"Url {url!r}: baudrate must be an integer") from None
-        return lambda: Elm327Port(serial.Serial(path, baudrate=baudrate), url)
+        if baudrate <= 0:
+            raise ValueError(f"Url {url!r}: baudrate must be positive")
+        # exclusive: another program on the adapter would answer prompts meant for us.
+        return PortSpec(
+            lambda: Elm327Port(serial.Serial(device, baudrate=baudrate, exclusive=True), url),
+            key,
+            {"protocol": "ELM327", "baudrate": baudrate},
+        )
 
     if scheme == "elm327+tcp":
         if not host:
             raise ValueError(f"Url {url!r}: expected elm327+tcp://host[:35000]")
+        if path not in ("", "/"):
+            raise ValueError(f"Url {url!r}: expected elm327+tcp://host[:35000]")
         port = port or ELM327_TCP_PORT
-        return lambda: Elm327Port(serial.serial_for_url(f"socket://{host}:{port}"), url)
+        return PortSpec(
+            lambda: Elm327Port(serial.serial_for_url(f"socket://{host}:{port}"), url),
+            tcp_key(host, port),
+            {"protocol": "ELM327"},
+        )
 
-    raise ValueError(
-        f"Url {url!r}: unknown scheme {scheme!r}; expected one of "
-        + ", ".join(f"{s}://" for s in SCHEMES)
-    )
+    raise ValueError(f"Url {url!r}: unknown scheme {scheme!r}; expected {URL_FORMS}")

@@ -277,5 +277,5 @@ def test_configuration_errors_are_named_up_front():
     with pytest.raises(ValueError, match="socketcand://host"):
         HpsuDriver("socketcand:///can0")
     # Building the opener checks the Url without touching a port (no SocketCAN here).
-    assert callable(opener("socketcan://can0", [0x180]))
-    assert callable(opener("elm327:///dev/ttyUSB0?baudrate=115200", [0x180]))
+    assert callable(opener("socketcan://can0", [0x180]).open)
+    assert callable(opener("elm327:///dev/ttyUSB0?baudrate=115200", [0x180]).open)
