@@ -39,6 +39,8 @@ def split_job(job: str) -> tuple[str, str | None]:
 def parse_value(cmd: Command, value_text: str) -> str | float:
     """A value typed by a user: one of the command's code labels as it is, else a number in the
     command's unit (ValueError naming the labels it could have been)."""
+    if "\0" in value_text:  # C clients end strings there: what they meant is not what came
+        raise ValueError(f"{cmd.name}: the value contains a NUL character")
     value_text = value_text.strip()
     if value_text in cmd.value_codes:
         return value_text
