@@ -105,6 +105,11 @@ class BusPort:
             observe(*frame)
         return None
 
+    @property
+    def malformed(self) -> int:
+        """Messages from the port that could not be parsed and were skipped."""
+        return getattr(self._bus, "malformed", 0)
+
     def close(self) -> None:
         self._bus.shutdown()
 
@@ -116,10 +121,125 @@ def _filters(responders: Iterable[int]) -> list[dict]:
             for node in sorted(set(responders))]
 
 
-def _probe_tcp(host: str, port: int) -> None:
-    # python-can's socketcand client retries a refused connection for 10 s; find out at once.
-    with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
-        pass
+class SocketcandBus:
+    """Client of a socketcand server in raw mode, with python-can's ``send``/``recv``/
+    ``shutdown`` as far as :class:`BusPort` uses them.
+
+    Our own rather than python-can's: there one malformed ``< frame … >`` message raises out
+    of ``recv`` and stays in its buffer, so every later receive fails and the link is lost
+    for good. Here a message that does not parse (or bytes outside ``< >``) is skipped and
+    counted in :attr:`malformed`; only a lost connection is a communication error.
+    """
+
+    MAX_MESSAGE = 200  # an unterminated message longer than this is noise
+
+    def __init__(self, host: str, port: int, channel: str, accept: Iterable[int]):
+        self.malformed = 0
+        self._accept = frozenset(accept)
+        self._buffer = b""
+        self._frames: list[tuple[int, bytes]] = []
+        self._socket = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S)
+        try:
+            self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._handshake("< hi >", None)
+            self._handshake("< ok >", f"< open {channel} >")
+            self._handshake("< ok >", "< rawmode >")
+        except BaseException:
+            self._socket.close()
+            raise
+
+    def _handshake(self, expected: str, request: str | None) -> None:
+        if request is not None:
+            self._socket.sendall(request.encode("ascii"))
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        while True:
+            message = self._next_message(max(0.0, deadline - time.monotonic()))
+            if message is None:
+                raise CommError(f"socketcand: no {expected!r} after {request or 'connecting'}")
+            if message == expected:
+                return
+            if message.startswith("< error"):
+                raise CommError(f"socketcand answered {message!r} to {request}")
+            # frames may already flow after "< ok >" of rawmode: keep them
+            self._parse_frame(message)
+
+    def send(self, message: can.Message) -> None:
+        data = " ".join(f"{byte:02X}" for byte in message.data)
+        text = f"< send {message.arbitration_id:03X} {len(message.data)} {data} >"
+        try:
+            self._socket.sendall(text.encode("ascii"))
+        except OSError as exc:
+            raise can.CanError(f"socketcand send failed: {exc}") from exc
+
+    def recv(self, timeout: float) -> can.Message | None:
+        deadline = time.monotonic() + timeout
+        while not self._frames:
+            message = self._next_message(max(0.0, deadline - time.monotonic()))
+            if message is None:
+                return None
+            self._parse_frame(message)
+        arbitration_id, data = self._frames.pop(0)
+        return can.Message(arbitration_id=arbitration_id, data=data, is_extended_id=False)
+
+    def _parse_frame(self, message: str) -> None:
+        """``< frame 180 1700000000.123456 3100FA01D60000 >`` → queued if from a node we
+        listen to; anything else that is not an error message counts as malformed."""
+        words = message[1:-1].split()
+        if words[:1] == ["error"]:
+            return  # a bus error report: no telegram in it
+        try:
+            if words[0] != "frame" or len(words) not in (3, 4) or len(words[1]) != 3:
+                raise ValueError(message)
+            arbitration_id = int(words[1], 16)
+            float(words[2])
+            data = bytes.fromhex(words[3]) if len(words) == 4 else b""
+            if arbitration_id > 0x7FF or len(data) > 8:
+                raise ValueError(message)
+        except (ValueError, IndexError):
+            self.malformed += 1
+            return
+        if arbitration_id in self._accept:
+            self._frames.append((arbitration_id, data))
+
+    def _next_message(self, timeout: float) -> str | None:
+        """The next ``< … >`` message as text, or None after ``timeout`` s of silence."""
+        deadline = time.monotonic() + timeout
+        while True:
+            start = self._buffer.find(b"<")
+            if start > 0 or (start < 0 and self._buffer):
+                self.malformed += 1  # bytes outside a message
+                self._buffer = self._buffer[start:] if start > 0 else b""
+            end = self._buffer.find(b">")
+            if start >= 0 and end > 0:
+                raw, self._buffer = self._buffer[: end + 1], self._buffer[end + 1 :]
+                if b"<" in raw[1:]:  # a message cut short by the next one
+                    self.malformed += 1
+                    self._buffer = raw[raw.rindex(b"<"):] + self._buffer
+                    continue
+                try:
+                    return raw.decode("ascii")
+                except UnicodeDecodeError:
+                    self.malformed += 1
+                    continue
+            if len(self._buffer) > self.MAX_MESSAGE:
+                self.malformed += 1
+                self._buffer = b""
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self._socket.settimeout(remaining)
+            try:
+                chunk = self._socket.recv(4096)
+            except socket.timeout:
+                return None
+            except OSError as exc:
+                raise can.CanError(f"socketcand receive failed: {exc}") from exc
+            if not chunk:
+                raise can.CanError("socketcand closed the connection")
+            self._buffer += chunk
+
+    def shutdown(self) -> None:
+        self._socket.close()
 
 
 def opener(url: str, responders: Iterable[int]) -> PortSpec:
@@ -128,7 +248,8 @@ def opener(url: str, responders: Iterable[int]) -> PortSpec:
     ``?baudrate=38400`` are one port; host names compare case-insensitively)."""
     scheme, host, port, path = split_url(url)
     parts = urlsplit(url)
-    filters = _filters(responders)
+    nodes = sorted(set(responders))
+    filters = _filters(nodes)
     if parts.fragment or (parts.query and scheme != "elm327"):
         raise ValueError(f"Url {url!r}: no options expected (expected {URL_FORMS})")
 
@@ -154,12 +275,7 @@ def opener(url: str, responders: Iterable[int]) -> PortSpec:
         port = port or SOCKETCAND_PORT
 
         def open_socketcand() -> BusPort:
-            _probe_tcp(host, port)
-            return BusPort(
-                can.Bus(interface="socketcand", host=host, port=port, channel=channel,
-                        can_filters=filters),
-                url,
-            )
+            return BusPort(SocketcandBus(host, port, channel, nodes), url)
 
         return PortSpec(open_socketcand, f"{tcp_key(host, port)}/{channel}",
                         {"protocol": "socketcand"})
