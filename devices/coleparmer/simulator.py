@@ -18,13 +18,13 @@ import math
 import os
 import random
 import select
-import signal
 import socket
 import threading
 import time
 import tty
 from typing import Callable
 
+from ...server.foreground import wait_until_stopped
 from . import protocol
 
 # The unit forgets a partial request after this much quiet (TFLEX D-9: "times out silently").
@@ -153,14 +153,16 @@ class ChillerSimulator:
     def stop(self) -> None:
         self._stop.set()
         # shutdown() wakes the threads blocked in accept()/recv() at once.
-        for sock in ([self._server] if self._server else []) + self._connections:
+        with self._lock:
+            connections = list(self._connections)
+        for sock in ([self._server] if self._server else []) + connections:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:  # not connected (any more)
                 pass
         for thread in self._threads:
             thread.join(5.0)
-        for sock in ([self._server] if self._server else []) + self._connections:
+        for sock in ([self._server] if self._server else []) + connections:
             sock.close()
         for fd in self._pty_fds:
             os.close(fd)
@@ -240,6 +242,8 @@ class ChillerSimulator:
     # -- transports --------------------------------------------------------------------------
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=f"chiller-sim-{name}", daemon=True)
+        # Finished threads are forgotten, so a simulator serving reconnects for days stays flat.
+        self._threads = [t for t in self._threads if t.is_alive()]
         self._threads.append(thread)
         thread.start()
 
@@ -256,7 +260,8 @@ class ChillerSimulator:
                 return
             conn.settimeout(_POLL_S)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._connections.append(conn)
+            with self._lock:
+                self._connections.append(conn)
 
             def read(conn: socket.socket = conn) -> bytes | None:
                 try:
@@ -266,7 +271,17 @@ class ChillerSimulator:
                 except OSError:
                     return None
 
-            self._spawn(lambda read=read, conn=conn: self._serve(read, conn.sendall), "tcp")
+            self._spawn(lambda read=read, conn=conn: self._serve_connection(conn, read), "tcp")
+
+    def _serve_connection(self, conn: socket.socket, read: Callable[[], bytes | None]) -> None:
+        """Serve one TCP client; its socket is closed and forgotten when it leaves."""
+        try:
+            self._serve(read, conn.sendall)
+        finally:
+            with self._lock:
+                if conn in self._connections:
+                    self._connections.remove(conn)
+            conn.close()
 
     def _serve(self, read: Callable[[], bytes | None], write: Callable[[bytes], None]) -> None:
         """One line: collect request frames, answer each (``read`` gives b"" on a quiet poll,
@@ -466,18 +481,12 @@ def run(args: argparse.Namespace) -> int:
         family=args.family, host=args.host, port=args.port, address=args.address, bus=args.bus,
         precision=args.precision, baudrate=args.baud, setpoint=args.setpoint,
     )
-    done = threading.Event()
-    # SIGTERM (systemd, docker stop) ends it as cleanly as Ctrl-C.
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
     sim.start()
     try:
         print(f"{sim.family.name} chiller simulator, address {sim.address}, on {sim.url}", flush=True)
         if args.pty:
             print(f"  and on {sim.open_pty()}", flush=True)
-        while not done.wait(1.0):  # a timed wait, so Ctrl-C is seen at once
-            pass
-    except KeyboardInterrupt:
-        pass
+        wait_until_stopped()
     finally:
         sim.stop()
     return 0

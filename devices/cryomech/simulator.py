@@ -28,6 +28,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from ...server.foreground import wait_until_stopped
 from . import protocol as p
 
 FRAMERS = {"socket": FramerType.SOCKET, "rtu": FramerType.RTU}
@@ -549,11 +550,7 @@ def run(args: argparse.Namespace) -> int:
         unit = "any unit id" if args.unit is None else f"unit {args.unit}"
         fmt = "CPA3" if args.cpa3 else "CPA2"
         print(f"Cryomech {args.model} simulator ({fmt} format, {unit}) at {sim.url}", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+        wait_until_stopped()
     return 0
 
 

@@ -33,7 +33,6 @@ import math
 import queue
 import random
 import re
-import signal
 import socket
 import threading
 import time
@@ -41,6 +40,7 @@ from typing import Callable
 
 import can
 
+from ...server.foreground import wait_until_stopped
 from . import protocol
 from .table import Command, load_commands
 
@@ -819,11 +819,5 @@ def run(args: argparse.Namespace) -> int:
     ) as sim:
         for url in sim.urls:
             print(f"heat pump simulator: {url}", flush=True)
-        stop = threading.Event()
-        # Stop cleanly on SIGTERM (systemd, docker) as on Ctrl-C.
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
-            stop.wait()
-        except KeyboardInterrupt:
-            pass
+        wait_until_stopped()
     return 0
