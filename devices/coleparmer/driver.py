@@ -10,6 +10,8 @@ reported for that parameter, and the echo is compared with what was asked.
 from __future__ import annotations
 
 import logging
+import math
+import termios
 import time
 from typing import Any, Callable, TypeVar
 
@@ -87,7 +89,7 @@ class NcDriver:
         self.address = protocol.check_address(address, bus)
         self.bus = bus
         self.lead = protocol.lead_byte(bus)
-        if timeout <= 0:
+        if not 0 < timeout < math.inf:  # NaN and infinity too: a deadline must end
             raise ValueError(f"timeout {timeout} s must be positive")
         if retries < 0:
             raise ValueError(f"retries {retries} must be 0 or more")
@@ -211,6 +213,11 @@ class NcDriver:
         parameter = self._parameter(name)
         if parameter.set is None:
             raise ValueError(f"{name} is read-only")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{name}: {value!r} is not a number")
+        # What no precision can carry (NaN, infinity, beyond the widest field) is refused
+        # before the precision read: a refused write puts nothing on the wire.
+        protocol.to_raw(value, 0, max(self.family.value_lengths) - 1)
         # The precision is read now, in the same job as the write: the front panel can switch
         # it at any time, and a value scaled for another precision is off by 10× or more.
         reading = self.read(name)
@@ -325,7 +332,8 @@ class NcDriver:
             port.write(request)
             port.flush()
             return self._read_frame(port, command, time.monotonic() + self.timeout)
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
+            # termios.error (not an OSError): the tty went away under pyserial (USB unplugged)
             link.drop()
             raise CommError(f"{self.url}: {exc}") from exc
 

@@ -16,6 +16,7 @@ timeout and retries.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -139,7 +140,7 @@ class CpaDriver:
             raise ValueError(f"parity {parity!r} must be 'N', 'E' or 'O'")
         if stopbits not in (1, 2):
             raise ValueError(f"stop bits {stopbits} must be 1 or 2")
-        if not timeout > 0:
+        if not 0 < timeout < math.inf:  # NaN and infinity too: a deadline must end
             raise ValueError(f"timeout {timeout} s must be > 0")
         if retries < 0:
             raise ValueError(f"retries {retries} must be >= 0")

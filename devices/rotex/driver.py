@@ -74,7 +74,7 @@ class HpsuDriver:
                 f"own id 0x{own_id:03X} belongs to the RoCon display or a heat pump node; "
                 f"use a free address such as 0x{OWN_ID:03X}"
             )
-        if timeout <= 0:
+        if not 0 < timeout < math.inf:  # NaN and infinity too: a deadline must end
             raise ValueError(f"timeout must be positive, got {timeout}")
         if retries < 0:
             raise ValueError(f"retries must be 0 or more, got {retries}")
