@@ -178,6 +178,16 @@ class ChillerSimulator:
         self.stop()
 
     # -- fault injection and inspection ------------------------------------------------------
+    def drop_connections(self) -> None:
+        """Cut every TCP client (a terminal server restarting); the clients reconnect."""
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)  # wakes its serving thread, which closes it
+            except OSError:
+                pass
+
     def set_serial_mode(self, enabled: bool) -> None:
         """Serial mode off (front panel): the unit ignores everything on the line."""
         with self._lock:
