@@ -6,19 +6,20 @@ import signal
 import threading
 
 
-def wait_until_stopped() -> None:
-    """Block until Ctrl-C (SIGINT) or SIGTERM (systemd, ``docker stop``, a test's terminate()).
+def stop_requested() -> threading.Event:
+    """An event that Ctrl-C (SIGINT) and SIGTERM (systemd, ``docker stop``, a test's
+    terminate()) set from now on. Call it before announcing that the process is ready: a signal
+    that comes earlier would otherwise end it without its cleanup.
 
-    Both only set an event, so the caller's ``finally``/``with`` cleanup runs in the main
-    thread either way. Python ignores SIGTERM's default action only when a handler is set:
-    without one, a simulator killed by SIGTERM leaves its threads' sockets to the OS.
+    The handlers only set the event, so the caller's ``finally``/``with`` cleanup runs in the
+    main thread either way.
     """
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set())
-                for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        while not stop.wait(1.0):  # a timed wait, so a signal is seen at once
-            pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def wait_until_stopped(stop: threading.Event) -> None:
+    while not stop.wait(1.0):  # a timed wait, so a signal is seen at once
+        pass

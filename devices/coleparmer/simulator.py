@@ -24,7 +24,7 @@ import time
 import tty
 from typing import Callable
 
-from ...server.foreground import wait_until_stopped
+from ...server.foreground import stop_requested, wait_until_stopped
 from . import protocol
 
 # The unit forgets a partial request after this much quiet (TFLEX D-9: "times out silently").
@@ -487,6 +487,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    stop = stop_requested()
     sim = ChillerSimulator(
         family=args.family, host=args.host, port=args.port, address=args.address, bus=args.bus,
         precision=args.precision, baudrate=args.baud, setpoint=args.setpoint,
@@ -496,7 +497,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{sim.family.name} chiller simulator, address {sim.address}, on {sim.url}", flush=True)
         if args.pty:
             print(f"  and on {sim.open_pty()}", flush=True)
-        wait_until_stopped()
+        wait_until_stopped(stop)
     finally:
         sim.stop()
     return 0

@@ -40,7 +40,7 @@ from typing import Callable
 
 import can
 
-from ...server.foreground import wait_until_stopped
+from ...server.foreground import stop_requested, wait_until_stopped
 from . import protocol
 from .table import Command, load_commands
 
@@ -807,6 +807,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    stop = stop_requested()
     with HpsuSimulator(
         socketcand_port=None if args.socketcand_port < 0 else args.socketcand_port,
         elm_port=None if args.elm_port < 0 else args.elm_port,
@@ -819,5 +820,5 @@ def run(args: argparse.Namespace) -> int:
     ) as sim:
         for url in sim.urls:
             print(f"heat pump simulator: {url}", flush=True)
-        wait_until_stopped()
+        wait_until_stopped(stop)
     return 0
