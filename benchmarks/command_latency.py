@@ -121,11 +121,11 @@ def main() -> None:
                 samples.append(timed(p[key].Off))
                 wait_for(lambda d=p[key]: d.state() == tango.DevState.OFF, timeout=10)
             report(name, "On/Off", samples, 1, tx)
-        # chiller: a fast refresh is 4 transactions; a write is one (the echo)
+        # chiller: a fast refresh is 4 transactions; a write is two (the precision read, the echo)
         tx = transaction_s(p["bench/chiller/1"], 4)
         values = [19.0 + (i % 10) / 10 for i in range(args.writes)]
         report("chiller", "write Setpoint",
-               [timed(lambda v=v: p["bench/chiller/1"].write_attribute("Setpoint", v)) for v in values], 1, tx)
+               [timed(lambda v=v: p["bench/chiller/1"].write_attribute("Setpoint", v)) for v in values], 2, tx)
         # heat pump: a write is a write frame + one read-back; ReadValue one read
         for key, name in (("bench/hpsu/cand", "hpsu-cand"), ("bench/hpsu/elm", "hpsu-elm")):
             d = p[key]

@@ -3,7 +3,8 @@
 # DataBaseds (Tango 9.3), the same pair a facility runs. The integration tests start it; a
 # developer can too (deploy/README.md, "A real Tango database by hand").
 #
-#   deploy/tangodb.sh install        apt-get tango-db + mariadb-server (once, needs root or sudo)
+#   deploy/tangodb.sh install        apt-get tango-db, tango-accesscontrol, mariadb-server (once,
+#                                    needs root or sudo)
 #   deploy/tangodb.sh start [PORT]   start MariaDB + DataBaseds; prints TANGO_HOST=127.0.0.1:PORT
 #   deploy/tangodb.sh stop           stop both (whatever part of them is running)
 #   deploy/tangodb.sh status         say what runs, exit 1 if DataBaseds is not up
@@ -41,10 +42,10 @@ as_root() {
 
 cmd_install() {
     local installed
-    installed=$(dpkg-query -W -f='${Status}\n' tango-db mariadb-server 2>/dev/null \
-                | grep -c 'install ok installed' || true)
-    if [ "$installed" = 2 ]; then
-        echo "tango-db and mariadb-server are already installed"
+    installed=$(dpkg-query -W -f='${Status}\n' tango-db tango-accesscontrol mariadb-server \
+                2>/dev/null | grep -c 'install ok installed' || true)
+    if [ "$installed" = 3 ]; then
+        echo "tango-db, tango-accesscontrol and mariadb-server are already installed"
         return 0
     fi
     # No dbconfig run: tango-db must not create its schema in the system MariaDB; we load
@@ -53,7 +54,7 @@ cmd_install() {
 tango-db tango-db/dbconfig-install boolean false
 tango-common tango-common/tango-host string 127.0.0.1:10000
 EOF
-    as_root apt-get update
+    as_root apt-get -o DPkg::Lock::Timeout=600 update
     # Keep the packages' own services (system MariaDB on 3306, DataBaseds on 10000) from being
     # started by their install scripts: we run private, loopback-only servers instead.
     local policy=/usr/sbin/policy-rc.d added=""
@@ -64,7 +65,8 @@ EOF
     fi
     local status=0
     as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends tango-db mariadb-server || status=$?
+        apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends \
+        tango-db tango-accesscontrol mariadb-server || status=$?
     [ -z "$added" ] || as_root rm -f "$policy"
     return "$status"
 }
@@ -177,6 +179,7 @@ cmd_start() {
     load_schema
     start_databaseds "$tango_port" "$mysql_port"
     wait_databaseds "$tango_port"
+    echo "$mysql_port" >"$STATE/mysql_port"   # for TangoAccessControl, which reads MariaDB too
     echo "TANGO_HOST=127.0.0.1:$tango_port" | tee "$PORT_FILE"
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 # Simulators by CLI name → module; each module offers add_arguments(parser) and run(args).
@@ -49,7 +50,20 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pymodbus").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
-    sys.exit(args.run(args) or 0)
+    try:
+        code = args.run(args) or 0
+    except BrokenPipeError:
+        # The reader left (`plantds hpsu --list | head`): what it did not read is not an error.
+        # stdout is pointed at /dev/null so the interpreter's final flush fails no more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    except KeyboardInterrupt:
+        code = 130
+    except (OSError, ValueError, RuntimeError) as exc:
+        # What an operator can fix (a port in use, a file, a setting): one line, no traceback.
+        print(f"plantds {args.command}: {exc}", file=sys.stderr)
+        code = 1
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -39,7 +40,7 @@ def json2tango(
         args.append("--write")
     if update:
         args.append("--update")
-    args.append(str(json_file))
+    args += ["--", str(json_file)]  # never an option, whatever the file is called
     if backup_dir is not None:
         # tempfile ignores a TMPDIR that does not exist and falls back to /tmp.
         Path(backup_dir).mkdir(parents=True, exist_ok=True)
@@ -61,11 +62,22 @@ def json2tango(
 TANGO_HOST_PLACEHOLDER = "${TANGO_HOST}"
 
 
+class ConfigFileError(ValueError):
+    """The file cannot be loaded: missing, unreadable or not JSON (one line, for the operator)."""
+
+
 def resolved(json_file: Path | str, tango_host: str, out_dir: Path) -> Path:
     """A copy of ``json_file`` in ``out_dir`` with ``${TANGO_HOST}`` replaced (the file itself if
-    it has none)."""
-    json_file = Path(json_file)
-    text = json_file.read_text()
+    it has none), as an absolute path: a file named ``-w`` must never reach json2tango as its
+    ``--write`` option. ConfigFileError unless the file is readable JSON."""
+    json_file = Path(json_file).absolute()
+    try:
+        text = json_file.read_text()
+        json.loads(text)
+    except OSError as exc:
+        raise ConfigFileError(f"cannot read {json_file}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigFileError(f"{json_file} is not a dsconfig JSON file: {exc}") from None
     if TANGO_HOST_PLACEHOLDER not in text:
         return json_file
     target = Path(out_dir) / json_file.name
@@ -127,11 +139,20 @@ def run(args) -> int:
         print("plantds config: set TANGO_HOST to the site's database (host:port)", file=sys.stderr)
         return 2
     if args.action == "dump":
-        print(dump(tango_host, args.filters))
+        try:
+            print(dump(tango_host, args.filters))
+        except RuntimeError as exc:
+            print(f"plantds config: {exc}", file=sys.stderr)
+            return 1
         return 0
-    changed, report = load(
-        args.file, tango_host, dry_run=args.action == "diff", update=args.update, backup_dir=args.backup_dir
-    )
+    try:
+        changed, report = load(
+            args.file, tango_host, dry_run=args.action == "diff", update=args.update,
+            backup_dir=args.backup_dir,
+        )
+    except (ConfigFileError, RuntimeError) as exc:
+        print(f"plantds config: {exc}", file=sys.stderr)
+        return 1
     if report:
         print(report)
     if args.action == "diff":

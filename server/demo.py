@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -20,9 +21,11 @@ from pathlib import Path
 import tango
 
 from . import config
-from .processes import embedded_database, plantds_server
+from .processes import LOOPBACK_NAMES, embedded_database, parse_tango_host, plantds_server
 
 DEFAULT_TANGO_HOST = "127.0.0.1:10000"
+# The simulators' ports, as written in db/demo.json.
+CPA_PORT, CHILLER_PORT, SOCKETCAND_PORT, ELM327_PORT = 15020, 15021, 15022, 15023
 # The demo plant's configuration, loaded in this order: the devices, then what HDB++ archives.
 CONFIG_FILES = ("demo.json", "archiving.json")
 
@@ -44,11 +47,12 @@ def simulators() -> list:
     from ..devices.rotex.simulator import HpsuSimulator
 
     return [
-        CpaSimulator(port=15020),
-        ChillerSimulator(family="Polystat", port=15021, precision=0.1),
+        CpaSimulator(port=CPA_PORT),
+        ChillerSimulator(family="Polystat", port=CHILLER_PORT, precision=0.1),
         # The heat pump's bus through both gateways (socketcand for the demo device, ELM327 to
         # try the other transport), with the RoCon display and another client polling it.
-        HpsuSimulator(socketcand_port=15022, elm_port=15023, background_rate_hz=5.0),
+        HpsuSimulator(socketcand_port=SOCKETCAND_PORT, elm_port=ELM327_PORT,
+                      background_rate_hz=5.0),
     ]
 
 
@@ -62,6 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     tango_host = os.environ.get("TANGO_HOST") or DEFAULT_TANGO_HOST
+    _check_ports(tango_host)
     os.environ["TANGO_HOST"] = tango_host
     state: Path = args.state_dir
     state.mkdir(parents=True, exist_ok=True)
@@ -92,6 +97,24 @@ def run(args: argparse.Namespace) -> int:
         print("Stopping the demo plant ...", flush=True)
     print("Demo stopped.", flush=True)
     return 0
+
+
+def _check_ports(tango_host: str) -> None:
+    """Refuse to start, in one line, on a TANGO_HOST that is not loopback or a port in use."""
+    host, port = parse_tango_host(tango_host)
+    if host not in LOOPBACK_NAMES:
+        raise ValueError(f"the demo plant runs on loopback only; TANGO_HOST {tango_host} is not "
+                         f"(unset it for {DEFAULT_TANGO_HOST})")
+    busy = []
+    for number in (port, CPA_PORT, CHILLER_PORT, SOCKETCAND_PORT, ELM327_PORT):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", number))
+            except OSError:
+                busy.append(str(number))
+    if busy:
+        raise OSError(f"port(s) {', '.join(busy)} on 127.0.0.1 already in use (another demo "
+                      "plant?): stop what uses them, or set TANGO_HOST to a free port")
 
 
 def _wait_past_init(devices: dict[str, str], timeout: float) -> None:

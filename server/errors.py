@@ -2,7 +2,7 @@
 
 from .links import CommError
 
-__all__ = ["CommError", "CommandRefused", "ConfigMismatch", "NotVerified"]
+__all__ = ["CommError", "CommandRefused", "ConfigMismatch", "NotVerified", "PortConflict"]
 
 
 class CommandRefused(Exception):
@@ -21,3 +21,10 @@ class ConfigMismatch(CommError):
     """The instrument answers, but its replies do not fit the device's configuration (a status
     length another Family uses, a register block that does not decode). The device goes FAULT
     and the message names the property to check; resending or reconnecting will not help."""
+
+
+class PortConflict(ConfigMismatch, ValueError):
+    """Two devices name the same physical port with different line settings or protocols.
+
+    A configuration error (hence also a ValueError): the port is opened once, with the first
+    device's settings, and the other device must be configured to match."""

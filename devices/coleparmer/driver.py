@@ -10,13 +10,15 @@ reported for that parameter, and the echo is compared with what was asked.
 from __future__ import annotations
 
 import logging
+import math
+import termios
 import time
 from typing import Any, Callable, TypeVar
 
 import serial
 
 from ...server import errors
-from ...server.links import CommError, Link, acquire, release, no_delay
+from ...server.links import CommError, Link, acquire, no_delay, release, serial_target
 from . import protocol
 from .protocol import FrameError
 
@@ -92,17 +94,19 @@ class NcDriver:
         self.address = protocol.check_address(address, bus)
         self.bus = bus
         self.lead = protocol.lead_byte(bus)
-        if timeout <= 0:
+        if not 0 < timeout < math.inf:  # NaN and infinity too: a deadline must end
             raise ValueError(f"timeout {timeout} s must be positive")
         if retries < 0:
             raise ValueError(f"retries {retries} must be 0 or more")
         self.url, self.baudrate, self.timeout, self.retries = url, baudrate, timeout, retries
+        self._target, self._key = serial_target(url, url)
         self.slow_refresh_s = slow_refresh_s
         self.stray_bytes = 0  # bytes dropped while looking for a reply (noise, late replies)
         self.bad_replies = 0  # replies discarded (checksum, echo, length) and resent
         self._link: Link | None = None
         self._formats: dict[str, tuple[int, int]] = {}  # parameter → (decimals, width) last seen
-        self._unsupported: set[str] = set()
+        self.refused_reads = 0  # reads the unit answered "bad command" to (retried when slow due)
+        self._refused_until: dict[str, float] = {}  # parameter → monotonic time of its retry
         self._slow: dict[str, Any] = {}
         self._slow_due = 0.0  # monotonic time of the next slow read; 0 = now
         self._on_off_length = self.family.on_off_lengths[0]
@@ -112,8 +116,10 @@ class NcDriver:
     def connect(self) -> None:
         """Open (or share) the port and check that the chiller answers Read Acknowledge."""
         if self._link is None:
-            self._link = acquire(self.url, self._open)
-        self._unsupported.clear()
+            self._link = acquire(
+                self._key, self._open, {"protocol": "NESLAB NC", "baudrate": self.baudrate}
+            )
+        self._refused_until.clear()
         self._slow_due = 0.0
         self.read_acknowledge()
 
@@ -123,8 +129,10 @@ class NcDriver:
             release(link)
 
     def _open(self) -> Any:
+        # exclusive: a second program on the same tty (a forgotten terminal, another server)
+        # would interleave frames with ours.
         port = serial.serial_for_url(
-            self.url, baudrate=self.baudrate, timeout=min(self.timeout, _POLL_S)
+            self._target, baudrate=self.baudrate, timeout=min(self.timeout, _POLL_S), exclusive=True
         )
         no_delay(getattr(port, "_socket", None))  # socket:// terminal servers: no Nagle stall
         return port
@@ -137,7 +145,7 @@ class NcDriver:
 
     def read(self, name: str) -> protocol.Reading:
         """Read one parameter by its Tango attribute name; remembers its precision for writes."""
-        reading = self._transact(self._parameter(name).read, b"", protocol.decode_reading)
+        reading = self._transact(self._parameter(name).read, b"", self._decode_reading)
         previous = self._formats.get(name)
         if previous is not None and previous[0] != reading.decimals:
             log.info("%s: precision now %g", name, reading.precision)
@@ -151,7 +159,7 @@ class NcDriver:
             flags, booleans, severity = protocol.decode_status(self.family.name, data)
         except FrameError as exc:
             # A well-formed reply of the wrong size: resending will not help, the family is wrong.
-            raise CommError(f"{exc}: check the Family property") from None
+            raise errors.ConfigMismatch(f"{exc}: check the Family property") from None
         return {
             "StatusFlags": flags,
             **booleans,
@@ -197,17 +205,21 @@ class NcDriver:
 
     def _read_optional(self, name: str) -> protocol.Reading | None:
         """A parameter the unit answers "bad command" to (an RTE 110 has no cool PID, a
-        Polystat may lack the external sensor) is invalid from then on, not a lost link."""
-        if name in self._unsupported:
+        Polystat may lack the external sensor) is invalid, not a lost link. It is asked again
+        every slow period and counted, so a transient refusal never hides it until Init."""
+        if time.monotonic() < self._refused_until.get(name, 0.0):
             return None
         try:
-            return self.read(name)
+            reading = self.read(name)
         except NcErrorReply as exc:
             if exc.error.kind != protocol.BAD_COMMAND:
                 raise
-            log.warning("%s", exc)
-            self._unsupported.add(name)
+            self.refused_reads += 1
+            log.warning("%s; asking again in %g s", exc, self.slow_refresh_s)
+            self._refused_until[name] = time.monotonic() + self.slow_refresh_s
             return None
+        self._refused_until.pop(name, None)
+        return reading
 
     # -- writes ------------------------------------------------------------------------------
     def write(self, name: str, value: float) -> float:
@@ -220,13 +232,19 @@ class NcDriver:
         parameter = self._parameter(name)
         if parameter.set is None:
             raise ValueError(f"{name} is read-only")
-        if name not in self._formats:
-            self.read(name)
-        decimals, width = self._formats[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{name}: {value!r} is not a number")
+        # What no precision can carry (NaN, infinity, beyond the widest field) is refused
+        # before the precision read: a refused write puts nothing on the wire.
+        protocol.to_raw(value, 0, max(self.family.value_lengths) - 1)
+        # The precision is read now, in the same job as the write: the front panel can switch
+        # it at any time, and a value scaled for another precision is off by 10× or more.
+        reading = self.read(name)
+        decimals, width = reading.decimals, reading.width
         raw = protocol.to_raw(value, decimals, width)
         request = raw.to_bytes(width, "big", signed=True)
         self._slow_due = 0.0  # the unit may adjust related values: re-read limits/PID next cycle
-        reading = self._transact(parameter.set, request, protocol.decode_reading)
+        reading = self._transact(parameter.set, request, self._decode_reading)
         self._formats[name] = (reading.decimals, reading.width)
         if reading.decimals != decimals:
             raise PrecisionChanged(
@@ -272,6 +290,9 @@ class NcDriver:
         settings = self._transact(protocol.SET_ON_OFF, request, decode)
         self._on_off_length = length
         return settings
+
+    def _decode_reading(self, data: bytes) -> protocol.Reading:
+        return protocol.decode_reading(data, self.family.value_lengths)
 
     def _parameter(self, name: str) -> protocol.Parameter:
         try:
@@ -334,7 +355,8 @@ class NcDriver:
             port.write(request)
             port.flush()
             return self._read_frame(port, command, time.monotonic() + self.timeout)
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
+            # termios.error (not an OSError): the tty went away under pyserial (USB unplugged)
             link.drop()
             raise CommError(f"{self.url}: {exc}") from exc
 

@@ -250,9 +250,13 @@ class Reading:
         return 10.0**-self.decimals
 
 
-def decode_reading(data: bytes) -> Reading:
-    if len(data) not in (3, 5):
-        raise FrameError(f"value reply with {len(data)} data bytes (expected 3, or 5 on ThermoFlex)")
+def decode_reading(data: bytes, lengths: tuple[int, ...] = (3, 5)) -> Reading:
+    """A value reply of one of ``lengths`` data bytes (a family's :attr:`Family.value_lengths`:
+    a length the family never sends is a corrupted reply, however good its checksum)."""
+    if len(data) not in lengths:
+        raise FrameError(
+            f"value reply with {len(data)} data bytes (expected {' or '.join(map(str, lengths))})"
+        )
     decimals, unit = decode_qualifier(data[0])
     raw = int.from_bytes(data[1:], "big", signed=True)
     return Reading(raw / 10**decimals, raw, decimals, unit, len(data) - 1)
@@ -296,6 +300,9 @@ class Family:
     on_off: tuple[str, ...]  # Set On/Off array settings, d1 first (d1 is always the unit)
     on_off_lengths: tuple[int, ...]  # array lengths the firmware accepts, preferred first
     errors: dict[int, str]  # error number → BAD_COMMAND / BAD_CHECKSUM / BAD_DATA
+    # Data bytes of a value reply: qualifier + 2-byte integer; ThermoFlex also sends 4-byte
+    # integers for some values (§6.2).
+    value_lengths: tuple[int, ...] = (3,)
 
     def bit(self, name: str) -> StatusBit:
         for bit in self.status_bits:
@@ -457,6 +464,7 @@ FAMILIES: dict[str, Family] = {
             on_off=("unit on",),
             on_off_lengths=(1,),
             errors=_THERMOFLEX_ERRORS,
+            value_lengths=(3, 5),
         ),
         Family(
             name="Merlin",

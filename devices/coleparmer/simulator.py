@@ -20,13 +20,13 @@ import math
 import os
 import random
 import select
-import signal
 import socket
 import threading
 import time
 import tty
 from typing import Callable
 
+from ...server.foreground import stop_requested, wait_until_stopped
 from . import protocol
 
 # The unit forgets a partial request after this much quiet (TFLEX D-9: "times out silently").
@@ -107,7 +107,7 @@ class ChillerSimulator:
         self._warnings: set[str] = set()
         self._serial_mode = True
         self._corrupt = 0
-        self._errors: collections.deque[int] = collections.deque()
+        self._errors: collections.deque[tuple[int, int | None]] = collections.deque()
         self._noise = 0.0
         # Requests this unit answered (none while silent), for tests to check the wire bytes.
         self.requests: collections.deque[bytes] = collections.deque(maxlen=1000)
@@ -155,14 +155,16 @@ class ChillerSimulator:
     def stop(self) -> None:
         self._stop.set()
         # shutdown() wakes the threads blocked in accept()/recv() at once.
-        for sock in ([self._server] if self._server else []) + self._connections:
+        with self._lock:
+            connections = list(self._connections)
+        for sock in ([self._server] if self._server else []) + connections:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:  # not connected (any more)
                 pass
         for thread in self._threads:
             thread.join(5.0)
-        for sock in ([self._server] if self._server else []) + self._connections:
+        for sock in ([self._server] if self._server else []) + connections:
             sock.close()
         for fd in self._pty_fds:
             os.close(fd)
@@ -178,6 +180,16 @@ class ChillerSimulator:
         self.stop()
 
     # -- fault injection and inspection ------------------------------------------------------
+    def drop_connections(self) -> None:
+        """Cut every TCP client (a terminal server restarting); the clients reconnect."""
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)  # wakes its serving thread, which closes it
+            except OSError:
+                pass
+
     def set_serial_mode(self, enabled: bool) -> None:
         """Serial mode off (front panel): the unit ignores everything on the line."""
         with self._lock:
@@ -190,10 +202,11 @@ class ChillerSimulator:
         with self._lock:
             self._corrupt += count
 
-    def error_next(self, code: int, count: int = 1) -> None:
-        """The next ``count`` requests are answered with error 0F number ``code``."""
+    def error_next(self, code: int, count: int = 1, command: int | None = None) -> None:
+        """The next ``count`` requests (with that command byte, if given) are answered with
+        error 0F number ``code``."""
         with self._lock:
-            self._errors.extend([code] * count)
+            self._errors.extend([(code, command)] * count)
 
     def set_noise(self, probability: float) -> None:
         """Each reply is preceded by 1–4 stray bytes with this probability."""
@@ -241,6 +254,8 @@ class ChillerSimulator:
     # -- transports --------------------------------------------------------------------------
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=f"chiller-sim-{name}", daemon=True)
+        # Finished threads are forgotten, so a simulator serving reconnects for days stays flat.
+        self._threads = [t for t in self._threads if t.is_alive()]
         self._threads.append(thread)
         thread.start()
 
@@ -257,7 +272,8 @@ class ChillerSimulator:
                 return
             conn.settimeout(_POLL_S)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._connections.append(conn)
+            with self._lock:
+                self._connections.append(conn)
 
             def read(conn: socket.socket = conn) -> bytes | None:
                 try:
@@ -267,7 +283,17 @@ class ChillerSimulator:
                 except OSError:
                     return None
 
-            self._spawn(lambda read=read, conn=conn: self._serve(read, conn.sendall), "tcp")
+            self._spawn(lambda read=read, conn=conn: self._serve_connection(conn, read), "tcp")
+
+    def _serve_connection(self, conn: socket.socket, read: Callable[[], bytes | None]) -> None:
+        """Serve one TCP client; its socket is closed and forgotten when it leaves."""
+        try:
+            self._serve(read, conn.sendall)
+        finally:
+            with self._lock:
+                if conn in self._connections:
+                    self._connections.remove(conn)
+            conn.close()
 
     def _serve(self, read: Callable[[], bytes | None], write: Callable[[bytes], None]) -> None:
         """One line: collect request frames, answer each (``read`` gives b"" on a quiet poll,
@@ -339,8 +365,8 @@ class ChillerSimulator:
                 command, data = self._error(protocol.BAD_CHECKSUM, request[3])
             else:
                 command, data = self._handle(protocol.decode_frame(request))
-            if self._errors:
-                command, data = protocol.ERROR_REPLY, bytes((self._errors.popleft(), request[3]))
+            if self._errors and self._errors[0][1] in (None, request[3]):
+                command, data = protocol.ERROR_REPLY, bytes((self._errors.popleft()[0], request[3]))
             reply = protocol.Frame(self.lead, self.address, command, data).encode()
             if self._corrupt:
                 self._corrupt -= 1
@@ -463,22 +489,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    stop = stop_requested()
     sim = ChillerSimulator(
         family=args.family, host=args.host, port=args.port, address=args.address, bus=args.bus,
         precision=args.precision, baudrate=args.baud, setpoint=args.setpoint,
     )
-    done = threading.Event()
-    # SIGTERM (systemd, docker stop) ends it as cleanly as Ctrl-C.
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
     sim.start()
     try:
         print(f"{sim.family.name} chiller simulator, address {sim.address}, on {sim.url}", flush=True)
         if args.pty:
             print(f"  and on {sim.open_pty()}", flush=True)
-        while not done.wait(1.0):  # a timed wait, so Ctrl-C is seen at once
-            pass
-    except KeyboardInterrupt:
-        pass
+        wait_until_stopped(stop)
     finally:
         sim.stop()
     return 0

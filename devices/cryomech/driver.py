@@ -18,17 +18,19 @@ Section numbers (§) refer to ``docs/cryomech-cpa-modbus.md``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
+from urllib.parse import urlsplit
 
 from pymodbus import FramerType, ModbusException
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 
-from ...server.errors import CommandRefused
-from ...server.links import CommError, Link, acquire, no_delay, release, split_url
+from ...server.errors import CommandRefused, ConfigMismatch
+from ...server.links import CommError, Link, acquire, no_delay, release, serial_target, split_url, tcp_key
 from ...server.worker import Settle
 from . import protocol as p
 
-__all__ = ["CommError", "CommandRefused", "CpaDriver", "ModbusReplyError"]
+__all__ = ["CommError", "CommandRefused", "CpaDriver", "ModbusReplyError", "PanelRefused", "WrongReply"]
 
 DEFAULT_TCP_PORT = 502
 DEFAULT_UNIT = {"tcp": 1, "rtu+tcp": 16, "serial": 16}  # vendor samples (§1.2, §1.3)
@@ -63,28 +65,47 @@ class ModbusReplyError(CommError):
         super().__init__(f"Modbus exception 0x{code:02X} ({name}) from unit {unit} to {request}")
 
 
+class PanelRefused(CommandRefused):
+    """The panel answered the start/stop write with a Modbus exception: it is reachable and
+    refused the command (e.g. the panel's remote control is off), so the link stays up."""
+
+
+class WrongReply(CommError):
+    """A reply that is not the answer to our request (another function code, register count
+    or echo). It is never used; the link is dropped so nothing late is taken for the next."""
+
+
+# Transaction ids carried over per endpoint, so a client reopened after a failure continues
+# where the last one stopped: a reply delayed from before the reconnect (a gateway's buffer)
+# then carries an old id, and pymodbus skips it instead of taking it for the new request.
+_next_tid: dict[str, int] = {}
+_TID_WRAP = 65000  # pymodbus wraps there itself
+
+
+URL_FORMS = (
+    "tcp://host[:502], rtu+tcp://host:port, serial:///dev/ttyUSB0, serial://socket://host:port "
+    "or serial://rfc2217://host:port"
+)
+
+
 def _parse_url(url: str) -> tuple[str, str, Any]:
     """``url`` → (scheme, link key, client factory arguments)."""
     if url.lower().startswith("serial://"):
-        device = url[len("serial://") :]
-        if not device:
-            raise ValueError(f"Url {url!r} names no serial port (expected serial:///dev/ttyUSB0)")
-        return "serial", f"serial://{device}", device
+        device, key = serial_target(url[len("serial://") :], url, URL_FORMS)
+        return "serial", key, device
     scheme, host, port, path = split_url(url)
     if scheme not in ("tcp", "rtu+tcp"):
-        raise ValueError(
-            f"Url {url!r}: scheme {scheme!r} unknown "
-            "(expected tcp://host[:502], rtu+tcp://host:port or serial:///dev/ttyUSB0)"
-        )
+        raise ValueError(f"Url {url!r}: scheme {scheme!r} unknown (expected {URL_FORMS})")
     if not host:
         raise ValueError(f"Url {url!r} has no host")
-    if path not in ("", "/"):
-        raise ValueError(f"Url {url!r}: a Modbus TCP endpoint takes no path ({path!r})")
+    if path not in ("", "/") or urlsplit(url).query or urlsplit(url).fragment:
+        raise ValueError(f"Url {url!r}: a Modbus TCP endpoint takes no path or options "
+                         f"(expected {URL_FORMS})")
     if port is None:
         if scheme == "rtu+tcp":  # gateways use anything (4001, 8899, 502...): no guessing
             raise ValueError(f"Url {url!r}: give the gateway's port, e.g. rtu+tcp://{host}:4001")
         port = DEFAULT_TCP_PORT
-    return scheme, f"{scheme}://{host}:{port}", (host, port)
+    return scheme, tcp_key(host, port), (host, port)
 
 
 class CpaDriver:
@@ -116,7 +137,7 @@ class CpaDriver:
             raise ValueError(f"parity {parity!r} must be 'N', 'E' or 'O'")
         if stopbits not in (1, 2):
             raise ValueError(f"stop bits {stopbits} must be 1 or 2")
-        if not timeout > 0:
+        if not 0 < timeout < math.inf:  # NaN and infinity too: a deadline must end
             raise ValueError(f"timeout {timeout} s must be > 0")
         if retries < 0:
             raise ValueError(f"retries {retries} must be >= 0")
@@ -162,14 +183,23 @@ class CpaDriver:
         if not client.connect():
             client.close()
             raise CommError(f"cannot connect to {self.key}")
+        client.transaction.next_tid = _next_tid.get(self.key, 0)
         if self.scheme != "serial":
             no_delay(client.socket)  # pymodbus leaves Nagle on
         return client
 
+    def _link_settings(self) -> dict[str, Any]:
+        if self.scheme == "tcp":
+            return {"protocol": "Modbus TCP"}
+        settings = {"protocol": "Modbus RTU"}
+        if self.scheme == "serial":
+            settings.update(baudrate=self.baudrate, parity=self.parity, stopbits=self.stopbits)
+        return settings
+
     def connect(self) -> None:
         """Open (or join) the link and detect the register format when not configured."""
         if self._link is None:
-            self._link = acquire(self.key, self._open_client)
+            self._link = acquire(self.key, self._open_client, self._link_settings())
         with self._link.lock:
             self._link.transport()
         if self._configured_block_count is None:
@@ -193,18 +223,32 @@ class CpaDriver:
             return p.BLOCK_COUNT_CPA2
         return p.BLOCK_COUNT_CPA3
 
-    def _transaction(self, request: str, call) -> Any:
-        """Run ``call(client)`` under the link lock; map every failure to a CommError."""
+    def _transaction(self, request: str, function_code: int, call) -> Any:
+        """Run ``call(client)`` under the link lock; map every failure to a CommError.
+
+        pymodbus decodes whatever function code the reply carries (an FC03 block reads as
+        registers just like the FC04 one asked for, an FC06 echo as one register), so the code
+        is checked here: only our function code, or its exception, is an answer.
+        """
         if self._link is None:
             raise CommError(f"{self.key} is not connected")
         link = self._link
+        where = f"{self.key} unit {self.unit_id}"
         with link.lock:
+            client = link.transport()
             try:
-                reply = call(link.transport())
+                reply = call(client)
             except (ModbusException, OSError) as exc:
                 link.drop()  # a late reply must never be taken for the next request's
-                where = f"{self.key} unit {self.unit_id}"
                 raise CommError(f"{request} on {where} failed: {exc}") from exc
+            finally:
+                _next_tid[self.key] = client.transaction.next_tid % _TID_WRAP
+            if reply.function_code & 0x7F != function_code:
+                link.drop()
+                raise WrongReply(
+                    f"{request} on {where}: the reply has function code "
+                    f"0x{reply.function_code:02X}; discarded"
+                )
         if reply.isError():
             raise ModbusReplyError(getattr(reply, "exception_code", 0), self.unit_id, request)
         return reply
@@ -212,10 +256,13 @@ class CpaDriver:
     def _read_input(self, address: int, count: int) -> list[int]:
         request = f"FC04 read of {count} input registers at PDU {address}"
         reply = self._transaction(
-            request, lambda c: c.read_input_registers(address, count=count, device_id=self.unit_id)
+            request,
+            0x04,
+            lambda c: c.read_input_registers(address, count=count, device_id=self.unit_id),
         )
         if len(reply.registers) != count:
-            raise CommError(f"{request}: the reply holds {len(reply.registers)} registers")
+            self._link.drop()
+            raise WrongReply(f"{request}: the reply holds {len(reply.registers)} registers")
         return reply.registers
 
     # -- reads -----------------------------------------------------------------------------------
@@ -227,9 +274,12 @@ class CpaDriver:
         try:
             return p.decode_block(regs, self.temperature_unit, self.pressure_unit)
         except ValueError as exc:
-            # Undecodable data from the panel is a communication fault, not bad operator input
-            # (ValueError reaches clients as "refused, nothing sent").
-            raise CommError(f"the panel's register block could not be decoded: {exc}") from exc
+            # The panel answers, with a block this register map does not describe: another
+            # register format, or not a CPA at this unit id. Rereading will not help.
+            raise ConfigMismatch(
+                f"the panel's register block does not decode ({exc}): check the PanelFormat "
+                f"and UnitId properties (unit {self.unit_id}, {self.block_count} registers)"
+            ) from exc
 
     def read_state(self) -> int:
         """Operating state code (30001) alone."""
@@ -240,13 +290,18 @@ class CpaDriver:
         """FC06 of 40001: 0x0001 starts, the configured stop value stops. The echo is checked."""
         value = p.START if on else self.stop_value
         request = f"FC06 write of 0x{value:04X} to 40001 (PDU {p.HOLDING_START_STOP})"
-        reply = self._transaction(
-            request,
-            lambda c: c.write_register(p.HOLDING_START_STOP, value, device_id=self.unit_id),
-        )
+        try:
+            reply = self._transaction(
+                request,
+                0x06,
+                lambda c: c.write_register(p.HOLDING_START_STOP, value, device_id=self.unit_id),
+            )
+        except ModbusReplyError as exc:
+            raise PanelRefused(f"the panel refused the {'start' if on else 'stop'}: {exc}") from exc
         echo = (reply.address, reply.registers[0] if reply.registers else None)
         if echo != (p.HOLDING_START_STOP, value):
-            raise CommError(f"{request}: echo was address {echo[0]}, value {echo[1]}")
+            self._link.drop()
+            raise WrongReply(f"{request}: echo was address {echo[0]}, value {echo[1]}")
 
     def switch(self, on: bool, state: int | None, attempts: int = 2, settle_s: float = SETTLE_S) -> Settle:
         """Start or stop the compressor; returns once the panel took the write (§6.2).

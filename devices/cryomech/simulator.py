@@ -30,6 +30,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from ...server.foreground import stop_requested, wait_until_stopped
 from . import protocol as p
 
 FRAMERS = {"socket": FramerType.SOCKET, "rtu": FramerType.RTU}
@@ -535,6 +536,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     scale = {unit: code for code, unit in p.PRESSURE_SCALES.items()}
     tscale = {unit: code for code, unit in p.TEMPERATURE_SCALES.items()}
+    stop = stop_requested()
     sim = CpaSimulator(
         host=args.host,
         port=args.port,
@@ -551,11 +553,7 @@ def run(args: argparse.Namespace) -> int:
         unit = "any unit id" if args.unit is None else f"unit {args.unit}"
         fmt = "CPA3" if args.cpa3 else "CPA2"
         print(f"Cryomech {args.model} simulator ({fmt} format, {unit}) at {sim.url}", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+        wait_until_stopped(stop)
     return 0
 
 

@@ -21,6 +21,7 @@ from . import pyhpsu
 from .table import LANGUAGES, Command, load_commands
 
 DEFAULT_DEVICE = "plant/heatpump/1"
+HEAT_PUMP_CLASS = "RotexHPSU"
 OUTPUTS = ("JSON", "CSV")
 
 
@@ -60,10 +61,15 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         proxy = tango.DeviceProxy(args.device)
+        device_class = proxy.info().dev_class
         acquired = {name.lower() for name in proxy.get_attribute_list()}
     except tango.DevFailed as exc:
-        print(f"cannot reach {args.device}: {exc.args[0].desc}", file=sys.stderr)
+        print(f"cannot reach {args.device}: {exc.args[0].desc.strip()}", file=sys.stderr)
         return 1
+    if device_class != HEAT_PUMP_CLASS:
+        print(f"{args.device} is a {device_class}, not a {HEAT_PUMP_CLASS} heat pump device "
+              "(-d names one)", file=sys.stderr)
+        return 2
     if not jobs:
         jobs = [(name, None) for name in table if name in acquired]
 

@@ -77,7 +77,7 @@ class HpsuDriver:
                 f"own id 0x{own_id:03X} belongs to the RoCon display or a heat pump node; "
                 f"use a free address such as 0x{OWN_ID:03X}"
             )
-        if timeout <= 0:
+        if not 0 < timeout < math.inf:  # NaN and infinity too: a deadline must end
             raise ValueError(f"timeout must be positive, got {timeout}")
         if retries < 0:
             raise ValueError(f"retries must be 0 or more, got {retries}")
@@ -95,7 +95,7 @@ class HpsuDriver:
         self.required = [name for name in REQUIRED if name in names]
         names = self.required + [name for name in names if name not in self.required]
         self.tracked: list[Command] = [self.table[name] for name in names]
-        self._opener = transport.opener(url, nodes)  # checks the Url now
+        self._port = transport.opener(url, nodes)  # checks the Url now
         self._tracked_names = frozenset(cmd.name for cmd in self.tracked)
         # (node, index) → tracked commands: the key of a reply heard on the bus.
         self._by_address: dict[tuple[int, int], list[Command]] = {}
@@ -114,7 +114,7 @@ class HpsuDriver:
     def connect(self) -> None:
         """Open the port and check that the heat pump answers (CommError if it does not)."""
         if self._link is None:
-            self._link = acquire(self.url, self._opener)
+            self._link = acquire(self._port.key, self._port.open, self._port.settings)
         with self._link.lock:
             self._link.transport()
         probes = self.tracked[:PROBE_COMMANDS] or [self.table[DEFAULT_MONITORING[0]]]

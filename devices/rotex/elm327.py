@@ -204,6 +204,7 @@ class Elm327Port:
 
     def __init__(self, serial, name: str):
         self.name = name
+        self.malformed = 0  # received lines that were neither a frame nor a known status
         self._elm = Elm327(serial, name)
         self._header: int | None = None
         self._receive_filter: int | None = None
@@ -243,6 +244,9 @@ class Elm327Port:
             if frame is None:
                 if is_transient_failure(line):  # this attempt is lost; the driver retries
                     log.info("%s: adapter reported %r after %r", self.name, line, text)
+                elif line.upper() != NO_DATA:  # a garbled line: skipped, never the link's end
+                    self.malformed += 1
+                    log.debug("%s: skipped malformed line %r", self.name, line)
                 continue
             if reply is None and is_reply(*frame):
                 reply = frame[1]

@@ -182,7 +182,9 @@ def encode_value(cmd: Command, value: float | int | str) -> int:
         if not math.isfinite(scaled):
             raise ValueError(f"{cmd.name}: {value!r} overflows once scaled")
         raw = _round_half_away(scaled)
-        if cmd.value_codes and raw not in cmd.value_codes.values():
+        # A code is taken exactly or not at all: rounding 3.5 to 4 would switch mode_01 to
+        # "reduced" when nobody asked for it.
+        if cmd.value_codes and (raw != scaled or raw not in cmd.value_codes.values()):
             codes = ", ".join(f"{label}={code}" for label, code in cmd.value_codes.items())
             raise ValueError(f"{cmd.name}: {value} is not one of its codes ({codes})")
     low, high, shift = _raw_limits(cmd)

@@ -45,6 +45,8 @@ PYHPSU_LABELS = {"mode_01": {"sink": "reduced"}}
 def parse_value(cmd: Command, value_text: str) -> str | float:
     """A value typed by a user: one of the command's code labels as it is (or pyHPSU's name for
     it), else a number in the command's unit (ValueError naming the labels it could have been)."""
+    if "\0" in value_text:  # C clients end strings there: what they meant is not what came
+        raise ValueError(f"{cmd.name}: the value contains a NUL character")
     value_text = value_text.strip()
     value_text = PYHPSU_LABELS.get(cmd.name, {}).get(value_text, value_text)
     if value_text in cmd.value_codes:

@@ -25,6 +25,7 @@ without programmable parameters).
 from __future__ import annotations
 
 import argparse
+import collections
 import heapq
 import itertools
 import logging
@@ -32,7 +33,6 @@ import math
 import queue
 import random
 import re
-import signal
 import socket
 import threading
 import time
@@ -40,6 +40,7 @@ from typing import Callable
 
 import can
 
+from ...server.foreground import stop_requested, wait_until_stopped
 from . import protocol
 from .table import Command, load_commands
 
@@ -50,6 +51,7 @@ OTHER_CLIENT_ID = 0x190
 SOCKETCAND_PORT = 29536
 ELM_PORT = 35000
 ELM_BANNER = "ELM327 v1.5"
+RECEIVED_KEPT = 10_000  # frames the simulator remembers for tests (frames_from)
 
 Deliver = Callable[[int, bytes], None]
 
@@ -365,6 +367,8 @@ class _SocketcandSession:
     def _deliver(self, arbitration_id: int, data: bytes) -> None:
         if self._forwarding:
             stamp = f"{time.time():.6f}"
+            if self._sim.take_garble():
+                self._writer.put(f"junk< frame 1G{arbitration_id:03X} {stamp} Z{data.hex()} >< fr")
             self._writer.put(f"< frame {arbitration_id:03X} {stamp} {data.hex().upper()} >")
 
 
@@ -509,6 +513,8 @@ class _ElmSession:
                     break
                 if formatting and not (data and 1 <= data[0] <= 7 and len(data) > data[0]):
                     continue  # not an ISO 15765 single frame: the adapter shows nothing
+                if self._sim.take_garble():
+                    self._print("18" + self._format(arbitration_id, data)[2:].replace(" ", "@"))
                 self._print(self._format(arbitration_id, data))
                 shown += 1
         finally:
@@ -597,7 +603,12 @@ class HpsuSimulator:
         self.mimic_clients = mimic_clients
         self.elm_pp = elm_pp
         self.elm_timeout_s = elm_timeout_s
-        self.received: list[tuple[int, bytes]] = []  # every frame a client put on the bus
+        # The last frames clients put on the bus (bounded: the display and the other client
+        # poll for ever, and a list grew by ~20 frames/s in a long demo).
+        self.received: collections.deque[tuple[int, bytes]] = collections.deque(
+            maxlen=RECEIVED_KEPT
+        )
+        self._garble = 0
         self._channel = channel
         self._socketcand_port = socketcand_port
         self._socketcand_channel = socketcand_channel
@@ -695,6 +706,19 @@ class HpsuSimulator:
     def value(self, name: str) -> float | int | None:
         return self.model.value(name)
 
+    def garble(self, count: int = 1) -> None:
+        """The next ``count`` frames a gateway forwards are each preceded by a malformed copy
+        (socketcand: a bad message with stray bytes around it; ELM327: a garbled line)."""
+        with self._lock:
+            self._garble += count
+
+    def take_garble(self) -> bool:
+        with self._lock:
+            if self._garble <= 0:
+                return False
+            self._garble -= 1
+            return True
+
     def mute(self, *names: str) -> None:
         """The nodes stop answering reads of these commands' indexes."""
         self._muted.update((self.commands[n].node, self.commands[n].index) for n in names)
@@ -790,6 +814,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    stop = stop_requested()
     with HpsuSimulator(
         socketcand_port=None if args.socketcand_port < 0 else args.socketcand_port,
         elm_port=None if args.elm_port < 0 else args.elm_port,
@@ -802,11 +827,5 @@ def run(args: argparse.Namespace) -> int:
     ) as sim:
         for url in sim.urls:
             print(f"heat pump simulator: {url}", flush=True)
-        stop = threading.Event()
-        # Stop cleanly on SIGTERM (systemd, docker) as on Ctrl-C.
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
-            stop.wait()
-        except KeyboardInterrupt:
-            pass
+        wait_until_stopped(stop)
     return 0

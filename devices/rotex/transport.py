@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 import can
 import serial
 
-from ...server.links import CommError, no_delay, split_url
+from ...server.links import CommError, no_delay, serial_target, split_url, tcp_key
 from .elm327 import BAUDRATE, Elm327Port
 
 SOCKETCAND_PORT = 29536
@@ -37,6 +37,18 @@ ELM327_TCP_PORT = 35000
 CONNECT_TIMEOUT_S = 3.0
 
 SCHEMES = ("socketcan", "socketcand", "virtual", "elm327", "elm327+tcp")
+URL_FORMS = ("socketcan://<interface>, socketcand://host[:29536]/<interface>, "
+             "elm327:///dev/<port>[?baudrate=38400], elm327+tcp://host[:35000] or "
+             "virtual://<channel>")
+
+
+class PortSpec(NamedTuple):
+    """What ``server.links.acquire`` needs: the opener, the physical port's key, and the
+    settings every user of that port must share."""
+
+    open: Callable[[], Any]
+    key: str
+    settings: dict[str, Any]
 
 
 class BusPort:
@@ -95,6 +107,11 @@ class BusPort:
             observe(*frame)
         return None
 
+    @property
+    def malformed(self) -> int:
+        """Messages from the port that could not be parsed and were skipped."""
+        return getattr(self._bus, "malformed", 0)
+
     def close(self) -> None:
         self._bus.shutdown()
 
@@ -106,28 +123,151 @@ def _filters(responders: Iterable[int]) -> list[dict]:
             for node in sorted(set(responders))]
 
 
-def _probe_tcp(host: str, port: int) -> None:
-    # python-can's socketcand client retries a refused connection for 10 s; find out at once.
-    with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
-        pass
+class SocketcandBus:
+    """Client of a socketcand server in raw mode, with python-can's ``send``/``recv``/
+    ``shutdown`` as far as :class:`BusPort` uses them.
+
+    Our own rather than python-can's: there one malformed ``< frame … >`` message raises out
+    of ``recv`` and stays in its buffer, so every later receive fails and the link is lost
+    for good. Here a message that does not parse (or bytes outside ``< >``) is skipped and
+    counted in :attr:`malformed`; only a lost connection is a communication error.
+    """
+
+    MAX_MESSAGE = 200  # an unterminated message longer than this is noise
+
+    def __init__(self, host: str, port: int, channel: str, accept: Iterable[int]):
+        self.malformed = 0
+        self._accept = frozenset(accept)
+        self._buffer = b""
+        self._frames: list[tuple[int, bytes]] = []
+        self._socket = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S)
+        try:
+            no_delay(self._socket)  # request/response: no Nagle stall (~40 ms a write)
+            self._handshake("< hi >", None)
+            self._handshake("< ok >", f"< open {channel} >")
+            self._handshake("< ok >", "< rawmode >")
+        except BaseException:
+            self._socket.close()
+            raise
+
+    def _handshake(self, expected: str, request: str | None) -> None:
+        if request is not None:
+            self._socket.sendall(request.encode("ascii"))
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        while True:
+            message = self._next_message(max(0.0, deadline - time.monotonic()))
+            if message is None:
+                raise CommError(f"socketcand: no {expected!r} after {request or 'connecting'}")
+            if message == expected:
+                return
+            if message.startswith("< error"):
+                raise CommError(f"socketcand answered {message!r} to {request}")
+            # frames may already flow after "< ok >" of rawmode: keep them
+            self._parse_frame(message)
+
+    def send(self, message: can.Message) -> None:
+        data = " ".join(f"{byte:02X}" for byte in message.data)
+        text = f"< send {message.arbitration_id:03X} {len(message.data)} {data} >"
+        try:
+            self._socket.sendall(text.encode("ascii"))
+        except OSError as exc:
+            raise can.CanError(f"socketcand send failed: {exc}") from exc
+
+    def recv(self, timeout: float) -> can.Message | None:
+        deadline = time.monotonic() + timeout
+        while not self._frames:
+            message = self._next_message(max(0.0, deadline - time.monotonic()))
+            if message is None:
+                return None
+            self._parse_frame(message)
+        arbitration_id, data = self._frames.pop(0)
+        return can.Message(arbitration_id=arbitration_id, data=data, is_extended_id=False)
+
+    def _parse_frame(self, message: str) -> None:
+        """``< frame 180 1700000000.123456 3100FA01D60000 >`` → queued if from a node we
+        listen to; anything else that is not an error message counts as malformed."""
+        words = message[1:-1].split()
+        if words[:1] == ["error"]:
+            return  # a bus error report: no telegram in it
+        try:
+            if words[0] != "frame" or len(words) not in (3, 4) or len(words[1]) != 3:
+                raise ValueError(message)
+            arbitration_id = int(words[1], 16)
+            float(words[2])
+            data = bytes.fromhex(words[3]) if len(words) == 4 else b""
+            if arbitration_id > 0x7FF or len(data) > 8:
+                raise ValueError(message)
+        except (ValueError, IndexError):
+            self.malformed += 1
+            return
+        if arbitration_id in self._accept:
+            self._frames.append((arbitration_id, data))
+
+    def _next_message(self, timeout: float) -> str | None:
+        """The next ``< … >`` message as text, or None after ``timeout`` s of silence."""
+        deadline = time.monotonic() + timeout
+        while True:
+            start = self._buffer.find(b"<")
+            if start > 0 or (start < 0 and self._buffer):
+                self.malformed += 1  # bytes outside a message
+                self._buffer = self._buffer[start:] if start > 0 else b""
+            end = self._buffer.find(b">")
+            if start >= 0 and end > 0:
+                raw, self._buffer = self._buffer[: end + 1], self._buffer[end + 1 :]
+                if b"<" in raw[1:]:  # a message cut short by the next one
+                    self.malformed += 1
+                    self._buffer = raw[raw.rindex(b"<"):] + self._buffer
+                    continue
+                try:
+                    return raw.decode("ascii")
+                except UnicodeDecodeError:
+                    self.malformed += 1
+                    continue
+            if len(self._buffer) > self.MAX_MESSAGE:
+                self.malformed += 1
+                self._buffer = b""
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self._socket.settimeout(remaining)
+            try:
+                chunk = self._socket.recv(4096)
+            except socket.timeout:
+                return None
+            except OSError as exc:
+                raise can.CanError(f"socketcand receive failed: {exc}") from exc
+            if not chunk:
+                raise can.CanError("socketcand closed the connection")
+            self._buffer += chunk
+
+    def shutdown(self) -> None:
+        self._socket.close()
 
 
-def opener(url: str, responders: Iterable[int]) -> Callable[[], BusPort | Elm327Port]:
-    """Check ``url`` now (ValueError naming the accepted forms) and return a function that
-    opens the port — the shape ``server.links.acquire`` wants."""
+def opener(url: str, responders: Iterable[int]) -> PortSpec:
+    """Check ``url`` now (ValueError naming the accepted forms) and return how to open the
+    port and under which key it is shared (``elm327:///dev/ttyUSB0`` and the same with
+    ``?baudrate=38400`` are one port; host names compare case-insensitively)."""
     scheme, host, port, path = split_url(url)
     parts = urlsplit(url)
-    filters = _filters(responders)
+    nodes = sorted(set(responders))
+    filters = _filters(nodes)
+    if parts.fragment or (parts.query and scheme != "elm327"):
+        raise ValueError(f"Url {url!r}: no options expected (expected {URL_FORMS})")
 
     if scheme == "socketcan":
         channel = parts.netloc or path.lstrip("/")
         if not channel:
             raise ValueError(f"Url {url!r}: expected socketcan://<interface>, e.g. "
                              "socketcan://can0")
-        return lambda: BusPort(
-            can.Bus(interface="socketcan", channel=channel, can_filters=filters,
-                    receive_own_messages=False),
-            url,
+        return PortSpec(
+            lambda: BusPort(
+                can.Bus(interface="socketcan", channel=channel, can_filters=filters,
+                        receive_own_messages=False),
+                url,
+            ),
+            f"socketcan://{channel}",
+            {"protocol": "SocketCAN"},
         )
 
     if scheme == "socketcand":
@@ -137,38 +277,49 @@ def opener(url: str, responders: Iterable[int]) -> Callable[[], BusPort | Elm327
         port = port or SOCKETCAND_PORT
 
         def open_socketcand() -> BusPort:
-            _probe_tcp(host, port)
-            return BusPort(
-                # tcp_tune: python-can's TCP_NODELAY (and QUICKACK) for this request/response link
-                can.Bus(interface="socketcand", host=host, port=port, channel=channel,
-                        can_filters=filters, tcp_tune=True),
-                url,
-            )
+            return BusPort(SocketcandBus(host, port, channel, nodes), url)
 
-        return open_socketcand
+        return PortSpec(open_socketcand, f"{tcp_key(host, port)}/{channel}",
+                        {"protocol": "socketcand"})
 
     if scheme == "virtual":
         channel = parts.netloc or path.lstrip("/")
         if not channel:
             raise ValueError(f"Url {url!r}: expected virtual://<channel>")
-        return lambda: BusPort(
-            can.Bus(interface="virtual", channel=channel, can_filters=filters,
-                    receive_own_messages=False),
-            url,
+        return PortSpec(
+            lambda: BusPort(
+                can.Bus(interface="virtual", channel=channel, can_filters=filters,
+                        receive_own_messages=False),
+                url,
+            ),
+            f"virtual://{channel}",
+            {"protocol": "virtual CAN"},
         )
 
     if scheme == "elm327":
-        if not path:
-            raise ValueError(f"Url {url!r}: expected elm327:///dev/ttyUSB0[?baudrate=38400]")
-        query = parse_qs(parts.query)
+        if host:
+            raise ValueError(f"Url {url!r}: expected elm327:///dev/<port>[?baudrate=38400]")
+        device, key = serial_target(path, url, URL_FORMS)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        if set(query) - {"baudrate"} or len(query.get("baudrate", [])) > 1:
+            raise ValueError(f"Url {url!r}: the only option is ?baudrate=<integer>")
         try:
             baudrate = int(query.get("baudrate", [BAUDRATE])[0])
         except ValueError:
             raise ValueError(f"Url {url!r}: baudrate must be an integer") from None
-        return lambda: Elm327Port(serial.Serial(path, baudrate=baudrate), url)
+        if baudrate <= 0:
+            raise ValueError(f"Url {url!r}: baudrate must be positive")
+        # exclusive: another program on the adapter would answer prompts meant for us.
+        return PortSpec(
+            lambda: Elm327Port(serial.Serial(device, baudrate=baudrate, exclusive=True), url),
+            key,
+            {"protocol": "ELM327", "baudrate": baudrate},
+        )
 
     if scheme == "elm327+tcp":
         if not host:
+            raise ValueError(f"Url {url!r}: expected elm327+tcp://host[:35000]")
+        if path not in ("", "/"):
             raise ValueError(f"Url {url!r}: expected elm327+tcp://host[:35000]")
         port = port or ELM327_TCP_PORT
         def open_elm327_tcp() -> Elm327Port:
@@ -176,9 +327,6 @@ def opener(url: str, responders: Iterable[int]) -> Callable[[], BusPort | Elm327
             no_delay(bridge._socket)  # pyserial's socket:// leaves Nagle on
             return Elm327Port(bridge, url)
 
-        return open_elm327_tcp
+        return PortSpec(open_elm327_tcp, tcp_key(host, port), {"protocol": "ELM327"})
 
-    raise ValueError(
-        f"Url {url!r}: unknown scheme {scheme!r}; expected one of "
-        + ", ".join(f"{s}://" for s in SCHEMES)
-    )
+    raise ValueError(f"Url {url!r}: unknown scheme {scheme!r}; expected {URL_FORMS}")

@@ -8,7 +8,6 @@ import pytest
 import tango
 from tango import AttrQuality, DevState
 
-from plantds.devices.cryomech import protocol
 from plantds.devices.cryomech.simulator import CpaSimulator
 from plantds.server.testing import run_plantds, state_is, wait_for
 

@@ -343,6 +343,14 @@ def test_hpsu_cli_reads_and_writes_through_the_device(tango_host, hpsu, sim):
     assert (name, value) == ("mode_01", "3") and float(timestamp) > 0
 
 
+def test_hpsu_cli_on_a_device_that_is_not_a_heat_pump_fails_in_one_line(tango_host):
+    """Issue 9: `plantds hpsu -d <a compressor>` ended in a traceback."""
+    done = plantds_hpsu(tango_host, "-d", "sys/database/2", "-c", "t_hs")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "sys/database/2 is a DataBase, not a RotexHPSU heat pump device (-d names one)")
+
+
 def test_init_follows_language_and_asks_for_a_restart_for_changed_commands(hpsu):
     ro = hpsu[RO]
     db = tango.Database()

@@ -124,11 +124,20 @@ def test_clamped_write_reports_the_stored_value(make):
 
 def test_value_out_of_the_nc_range_never_reaches_the_wire(make):
     sim, driver = make("Polystat", precision=0.1)
-    driver.read("Setpoint")
     sent = len(sim.requests)
     with pytest.raises(ValueError, match="-3276.8 … 3276.7"):
         driver.write("Setpoint", 4000.0)
-    assert len(sim.requests) == sent
+    # Only the read of the precision went out, never a set frame.
+    assert [frame[3] for frame in list(sim.requests)[sent:]] == [0x70]
+
+
+def test_write_encodes_at_the_precision_read_in_the_same_job(make):
+    """Issue 9: a write used a precision cached up to 30 s ago and was then off by 10×."""
+    sim, driver = make("Polystat", precision=0.1)
+    driver.refresh()  # the driver has seen Setpoint at 0.1
+    sim.set_precision(0.01)  # the front panel switches to hundredths
+    assert driver.write("Setpoint", 25.0) == 25.0
+    assert sim.value("Setpoint") == 25.0
 
 
 def test_read_only_and_unknown_parameters(make):
@@ -139,13 +148,11 @@ def test_read_only_and_unknown_parameters(make):
         driver.read("ExternalTemperature")
 
 
-def test_precision_change_between_read_and_write(make):
+def test_precision_changed_earlier_is_read_before_the_write(make):
     sim, driver = make("RTE", precision=0.1)
     driver.read("Setpoint")
     sim.set_precision(0.01)
-    with pytest.raises(PrecisionChanged, match="stored 2.5"):
-        driver.write("Setpoint", 25.0)
-    assert driver.write("Setpoint", 25.0) == 25.0  # the new precision is now known
+    assert driver.write("Setpoint", 25.0) == 25.0
     assert sim.requests[-1] == protocol.set_request(0xF0, 25.0, 2)
 
 
@@ -207,8 +214,7 @@ def test_bad_checksum_error_reply_is_resent(make, family, code):
 
 def test_bad_command_error_reply_is_not_a_link_failure(make):
     sim, driver = make("Polystat")
-    driver.read("Setpoint")
-    sim.error_next(1)
+    sim.error_next(1, command=0xF0)
     with pytest.raises(NcErrorReply, match="error 01 \\(bad command\\) to command F0") as info:
         driver.write("Setpoint", 31.0)
     assert not isinstance(info.value, CommError)
@@ -217,8 +223,7 @@ def test_bad_command_error_reply_is_not_a_link_failure(make):
 
 def test_thermoflex_bad_data_is_reported(make):
     sim, driver = make("ThermoFlex")
-    driver.read("Setpoint")
-    sim.error_next(2)
+    sim.error_next(2, command=0xF0)
     with pytest.raises(NcErrorReply, match="bad data"):
         driver.write("Setpoint", 31.0)
 
@@ -243,8 +248,25 @@ def test_parameters_the_unit_lacks_become_invalid(make):
 
 def test_wrong_family_status_length(make):
     sim, driver = make("Polystat", driver_options={"family": "RTE"})
-    with pytest.raises(CommError, match="2 bytes; RTE sends 5: check the Family property"):
+    with pytest.raises(errors.ConfigMismatch, match="2 bytes; RTE sends 5: check the Family property"):
         driver.read_status()
+
+
+def test_a_transient_bad_command_is_retried_at_the_slow_period_and_counted(make):
+    """Issue 9: one "bad command" reply disabled a parameter until Init, silently."""
+    sim, driver = make("Polystat", driver_options={"slow_refresh_s": 0.0})
+    sim.error_next(1)  # the next request (InternalTemperature) is refused once
+    assert driver.refresh()["InternalTemperature"] is None
+    assert driver.refused_reads == 1
+    assert driver.refresh()["InternalTemperature"] == sim.value("InternalTemperature")
+
+
+def test_a_value_reply_length_the_family_never_sends_is_refused():
+    """Issue 9: 5 data bytes on a Polystat value reply read as 1,311,089.7 degC."""
+    five = protocol.encode_reading(13110897, 1, width=4)
+    with pytest.raises(protocol.FrameError, match="5 data bytes"):
+        protocol.decode_reading(five, protocol.family("Polystat").value_lengths)
+    assert protocol.decode_reading(five, protocol.family("ThermoFlex").value_lengths).raw == 13110897
 
 
 def test_slow_values_are_read_when_due_and_after_a_write(make):

@@ -119,3 +119,56 @@ def test_demo_devices_reach_simulators_on_loopback():
         url = block["properties"]["Url"][0]
         assert url.startswith("virtual://") or any(h in url for h in LOOPBACK_HOSTS), f"{device}: {url}"
 
+
+
+# -- the command line never lets a file name become an option, and fails in one line ----------
+def plantds_config(tmp_path, *args: str):
+    import subprocess
+    import sys
+
+    env = {"PATH": "/usr/bin:/bin", "TANGO_HOST": "127.0.0.1:1"}  # nothing listens there
+    return subprocess.run([sys.executable, "-m", "plantds.server.cli", "config", *args],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_a_file_named_like_an_option_is_a_file(tmp_path, monkeypatch):
+    """Issue 9: `plantds config diff -- -w` handed "-w" to json2tango, which then wrote."""
+    (tmp_path / "-w").write_text('{"servers": {}}')
+    monkeypatch.chdir(tmp_path)
+    out = config.resolved("-w", "h:10000", out_dir=tmp_path)
+    assert out.is_absolute() and out == tmp_path / "-w"
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "cannot read"),
+    ("servers: {}", "is not a dsconfig JSON file"),
+    (b"\xff\xfe", "is not a dsconfig JSON file"),
+])
+def test_bad_input_files_fail_in_one_line(tmp_path, content, message):
+    if isinstance(content, bytes):
+        (tmp_path / "-w").write_bytes(content)
+    elif content is not None:
+        (tmp_path / "-w").write_text(content)
+    for action in ("load", "diff"):
+        proc = plantds_config(tmp_path, action, "--", "-w")
+        assert proc.returncode == 1, proc.stderr
+        assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in proc.stderr
+
+
+CHANGING_COMMANDS = {"On", "Off", "WriteValue", "SetSetpoint", "Init"}
+
+
+@pytest.mark.parametrize("name", ["demo.json", "site-template.json"])
+def test_read_only_users_may_call_the_read_only_commands(name):
+    """With Tango access control, a read-only client may run only State, Status and the class's
+    AllowedAccessCmd: ReadValue must be there, no command that changes the instrument."""
+    doc = json.loads(config.bundled(name).read_text())
+    classes = {cls for instances in doc["servers"].values() for classes in instances.values()
+               for cls in classes}
+    allowed = {cls: set(block["properties"]["AllowedAccessCmd"])
+               for cls, block in doc["classes"].items()}
+    assert classes - {"HdbEventSubscriber"} <= set(allowed)
+    assert "ReadValue" in allowed["RotexHPSU"]
+    for commands in allowed.values():
+        assert {"State", "Status"} <= commands and not commands & CHANGING_COMMANDS

@@ -13,6 +13,7 @@ from plantds.devices.cryomech.driver import (
     CommError,
     CpaDriver,
     ModbusReplyError,
+    PanelRefused,
 )
 from plantds.devices.cryomech.simulator import CpaSimulator
 from plantds.server.worker import Comm, IOWorker, Settle
@@ -270,7 +271,7 @@ def test_stop_of_a_faulted_compressor_is_accepted(sim, drv):
 
 def test_holding_register_reads_back_the_last_command(sim, drv):
     drv.write_start_stop(True)
-    reply = drv._transaction("FC03", lambda c: c.read_holding_registers(1, count=1, device_id=1))
+    reply = drv._transaction("FC03", 0x03, lambda c: c.read_holding_registers(1, count=1, device_id=1))
     assert reply.registers == [p.START]
 
 
@@ -348,10 +349,15 @@ def test_busy_panel_is_not_taken_for_a_cpa2_panel(make_sim):
     drv.close()
 
 
-def test_exception_reply_to_the_start_write(sim, drv):
+def test_exception_reply_to_the_start_write_is_the_panels_refusal(sim, drv):
+    """The panel answered: a refusal (CommandRefused naming the exception), not a lost link."""
     sim.set_exception(6)
-    with pytest.raises(ModbusReplyError, match="0x06 .*FC06 write of 0x0001 to 40001"):
+    with pytest.raises(PanelRefused, match="0x06 .*FC06 write of 0x0001 to 40001") as err:
         drv.write_start_stop(True)
+    assert isinstance(err.value, CommandRefused) and not isinstance(err.value, CommError)
+    assert drv._link.is_open  # the link stays up
+    sim.set_exception(None)
+    assert drv.refresh()["Model"] == "CPA1114"
 
 
 def test_offline_panel_then_recovery(sim, drv):
@@ -418,7 +424,7 @@ def test_refresh_before_connect_is_a_comm_error():
         ("tcp://:502", "no host"),
         ("rtu+tcp://gateway", "port"),
         ("tcp://host:99999", "port"),
-        ("serial://", "serial port"),
+        ("serial://", "expected tcp://"),
         ("tcp://host:502/x", "path"),
     ],
 )

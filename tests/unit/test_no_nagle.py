@@ -45,8 +45,8 @@ def test_socketcand_and_elm327_over_tcp():
             drv.connect()
             try:
                 port = drv._link.transport()
-                if url.startswith("socketcand://"):  # python-can's own socket (tcp_tune)
-                    sock = port._bus._SocketCanDaemonBus__socket
+                if url.startswith("socketcand://"):  # our socketcand client's socket
+                    sock = port._bus._socket
                 else:  # pyserial's socket:// to the ELM327 bridge
                     sock = port._elm._serial._socket
                 assert nodelay(sock), url

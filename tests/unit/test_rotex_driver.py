@@ -96,6 +96,20 @@ def test_refresh_matches_the_model_on_a_busy_bus(sim, drivers, transport):
     assert driver.counters.timeouts == 0
 
 
+@pytest.mark.parametrize("transport", ["socketcand", "elm327"])
+def test_a_malformed_message_is_skipped_and_counted_never_the_links_end(sim, drivers, transport):
+    """Issue 8: one garbled socketcand message or ELM327 line lost the link (python-can's
+    socketcand client kept failing on it for good)."""
+    driver = drivers(url_of(sim, transport))
+    driver.connect()
+    port = driver._link.transport()
+    sim.garble(20)
+    for _ in range(3):
+        assert driver.refresh() == MODEL
+    assert driver._link.transport() is port  # the same port: never dropped
+    assert port.malformed >= 3
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_values_follow_the_model(sim, drivers, transport):
     driver = drivers(url_of(sim, transport))
@@ -284,7 +298,7 @@ def test_elm327_clone_without_pp_is_named(drivers):
         driver = drivers(url_of(sim, "elm327"))
         with pytest.raises(CommError, match=r"does not support programmable parameters \(AT PP\)"):
             driver.connect()
-        assert sim.received == []  # nothing reached the bus
+        assert not sim.received  # nothing reached the bus
     finally:
         sim.stop()
 
@@ -299,5 +313,5 @@ def test_configuration_errors_are_named_up_front():
     with pytest.raises(ValueError, match="socketcand://host"):
         HpsuDriver("socketcand:///can0")
     # Building the opener checks the Url without touching a port (no SocketCAN here).
-    assert callable(opener("socketcan://can0", [0x180]))
-    assert callable(opener("elm327:///dev/ttyUSB0?baudrate=115200", [0x180]))
+    assert callable(opener("socketcan://can0", [0x180]).open)
+    assert callable(opener("elm327:///dev/ttyUSB0?baudrate=115200", [0x180]).open)

@@ -269,6 +269,8 @@ def test_write_vectors(name, value, frame):
     ("power_dhw", 400000, "outside the range 0..32767"),
     ("circ_pump_interval", -1, "outside the range 0..32767"),
     ("mode_01", 2, "not one of its codes"),
+    ("mode_01", 3.5, "not one of its codes"),   # issue 9: was rounded to 4, "reduced"
+    ("mode_01", 2.9999, "not one of its codes"),
     ("mode_01", "sink", "unknown label 'sink'"),
     ("t_flow_ch_adj", "on", "unknown label"),
     ("t_flow_ch_adj", None, "neither a number nor a label"),

@@ -54,6 +54,8 @@ def test_parse_value(name, text, expected):
     ("mode_01", "warm", "neither a number nor one of its labels .*standby, heat"),
     ("heat_slope", "steep", "not a number"),
     ("heat_slope", "", "not a number"),
+    ("mode_01", "heat\0", "NUL"),
+    ("heat_slope", "0.5\0", "NUL"),
 ])
 def test_parse_value_refuses_what_it_cannot_read(name, text, message):
     with pytest.raises(ValueError, match=message):
