@@ -268,8 +268,11 @@ start_postgres() {
 load_schema() {
     # TimescaleDB is not packaged for Debian 12: the timescale schema on plain PostgreSQL (the
     # same tables, without hypertable partitioning).
-    sed -e '/CREATE EXTENSION IF NOT EXISTS timescaledb/d' -e '/create_hypertable(/d' \
-        "$1/share/hdbpp/schema.sql" >"$STATE/schema-plain-postgres.sql"
+    # The pinned library stores enum labels with every attribute configuration, a column the
+    # schema.sql of the same commit lacks (upstream added it to the schema later).
+    { sed -e '/CREATE EXTENSION IF NOT EXISTS timescaledb/d' -e '/create_hypertable(/d' "$1/share/hdbpp/schema.sql"
+      echo "ALTER TABLE att_parameter ADD COLUMN IF NOT EXISTS enum_labels text[] NOT NULL DEFAULT ARRAY[]::text[];"
+    } >"$STATE/schema-plain-postgres.sql"
     { psql_hdb -d postgres -f "$STATE/schema-plain-postgres.sql" \
       && psql_hdb -d hdb -f "$1/share/hdbpp/users.sql"; } >"$STATE/schema.log" 2>&1 \
         || die "loading the HDB++ schema failed, see $STATE/schema.log"
