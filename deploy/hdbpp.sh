@@ -10,6 +10,8 @@
 #                             and the manager in $TANGO_HOST; prints their names
 #   deploy/hdbpp.sh stop      stop everything start started
 #   deploy/hdbpp.sh status    say what runs, exit 1 if something is down
+#   deploy/hdbpp.sh restart-subscriber   stop and start the event subscriber alone (it resumes
+#                             from the AttributeList it wrote)
 #   deploy/hdbpp.sh prefix    print the install prefix of the build (building it if needed)
 #
 # Sources: the four tarballs in $HDBPP_SOURCES (default <repo>/../shared/vendor/hdbpp) when
@@ -337,7 +339,8 @@ cmd_start() {
     echo "$TANGO_HOST" >"$STATE/tango_host"
     echo "HDBPP_ES_DEVICE=$ES_DEVICE"
     echo "HDBPP_CM_DEVICE=$CM_DEVICE"
-    echo "HDBPP_DB=postgresql://127.0.0.1:$(cat "$STATE/pg_port")/hdb"
+    # the schema's read-only account, for readers (plantds history --db, the tests)
+    echo "HDBPP_DB=postgresql://hdb_java_reporter:$PG_PASSWORD@127.0.0.1:$(cat "$STATE/pg_port")/hdb"
 }
 
 cmd_stop() {
@@ -348,6 +351,13 @@ cmd_stop() {
     if [ "${1:-}" = --purge ]; then
         rm -rf "$(readlink -f "$STATE/pg" 2>/dev/null || echo "$STATE/pg")" "$STATE"
     fi
+}
+
+cmd_restart_subscriber() {
+    local prefix; prefix=$(prefix_dir)
+    alive "$STATE/es.pid" || die "the event subscriber is not running"
+    stop_pid "$STATE/es.pid" hdb++es-srv
+    start_server es hdb++es-srv "$ES_DEVICE" "$prefix"
 }
 
 cmd_status() {
@@ -367,7 +377,8 @@ cmd_status() {
 case ${1:-} in
     install|build|status) "cmd_$1" ;;
     start) cmd_start ;;
+    restart-subscriber) cmd_restart_subscriber ;;
     stop) shift; cmd_stop "$@" ;;
     prefix) cmd_build >&2; prefix_dir ;;
-    *) echo "usage: $0 install | build | start | stop [--purge] | status | prefix" >&2; exit 2 ;;
+    *) echo "usage: $0 install | build | start | stop [--purge] | status | restart-subscriber | prefix" >&2; exit 2 ;;
 esac
