@@ -20,7 +20,7 @@ def hdbpp_sh(command: str, state: Path, tango_host: str, quiet: bool = False) ->
     env = dict(os.environ, PLANTDS_STATE=str(state), TANGO_HOST=tango_host)
     # start's output is read (device names, archive DB); the others' progress is streamed
     capture = quiet or command == "start"
-    proc = subprocess.run(["bash", str(HDBPP_SH), command], env=env, text=True,
+    proc = subprocess.run(["bash", str(HDBPP_SH), *command.split()], env=env, text=True,
                           stdout=subprocess.PIPE if capture else None,
                           stderr=subprocess.PIPE if quiet else None)
     if proc.returncode != 0:
@@ -30,13 +30,14 @@ def hdbpp_sh(command: str, state: Path, tango_host: str, quiet: bool = False) ->
 
 
 @contextlib.contextmanager
-def running_archiver(state: Path, tango_host: str, quiet: bool = False) -> Iterator[dict[str, str]]:
-    """Build (when not cached), start and finally stop HDB++ with its state in ``state``/hdbpp;
-    yields what start printed: HDBPP_ES_DEVICE, HDBPP_CM_DEVICE, HDBPP_DB."""
+def running_archiver(state: Path, tango_host: str, quiet: bool = False, purge: bool = False) -> Iterator[dict[str, str]]:
+    """Build (when not cached), start and finally stop HDB++ with its state in ``state``/hdbpp
+    (kept for the next start unless ``purge``); yields what start printed: HDBPP_ES_DEVICE,
+    HDBPP_CM_DEVICE, HDBPP_DB."""
     for step in ("install", "build"):
         hdbpp_sh(step, state, tango_host, quiet)
     try:
         started = hdbpp_sh("start", state, tango_host, quiet)
         yield dict(line.split("=", 1) for line in started.splitlines() if line.startswith("HDBPP_"))
     finally:
-        hdbpp_sh("stop", state, tango_host, quiet=True)
+        hdbpp_sh("stop --purge" if purge else "stop", state, tango_host, quiet=True)

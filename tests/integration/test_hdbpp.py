@@ -71,7 +71,7 @@ class Archiver:
 def archiver(demo_plant, tmp_path_factory) -> Iterator[Archiver]:
     """HDB++ running in the session's Tango DB with db/archiving.json applied once."""
     state = tmp_path_factory.mktemp("hdbpp")
-    with running_archiver(state, demo_plant.tango_host, quiet=True) as info:
+    with running_archiver(state, demo_plant.tango_host, quiet=True, purge=True) as info:
         arch = Archiver(state, demo_plant.tango_host, info)
         applied = arch.plantds("archive", "apply", "--manager", arch.manager)
         assert applied.returncode == 0, applied.stdout + applied.stderr
