@@ -8,7 +8,8 @@
 #   deploy/hdbpp.sh build     build the four HDB++ parts into the cache (a warm run does nothing)
 #   deploy/hdbpp.sh start     start PostgreSQL (HDB++ schema) and register + start the subscriber
 #                             and the manager in $TANGO_HOST; prints their names
-#   deploy/hdbpp.sh stop      stop everything start started
+#   deploy/hdbpp.sh stop [--purge]   stop everything start started (--purge: and delete the
+#                             archive's data and the state folder)
 #   deploy/hdbpp.sh status    say what runs, exit 1 if something is down
 #   deploy/hdbpp.sh restart-subscriber   stop and start the event subscriber alone (it resumes
 #                             from the AttributeList it wrote)
@@ -280,9 +281,13 @@ load_schema() {
         || die "loading the HDB++ schema failed, see $STATE/schema.log"
 }
 
+pg_data() {  # the datadir, resolved here: user postgres may not pass through the state folder
+    echo "$(readlink -f "$STATE/pg")/data"
+}
+
 stop_postgres() {
-    [ -f "$STATE/pg/data/postmaster.pid" ] || return 0
-    as_pg "$PGBIN/pg_ctl" -D "$STATE/pg/data" -m fast -w stop >/dev/null 2>&1 && echo "stopped PostgreSQL"
+    [ -f "$(pg_data)/postmaster.pid" ] || return 0
+    as_pg "$PGBIN/pg_ctl" -D "$(pg_data)" -m fast -w stop >/dev/null 2>&1 && echo "stopped PostgreSQL"
 }
 
 # --------------------------------------------------------------------------- Tango devices
@@ -349,6 +354,7 @@ cmd_stop() {
     stop_postgres || true
     rm -f "$STATE/tango_host"
     if [ "${1:-}" = --purge ]; then
+        ! [ -f "$(pg_data)/postmaster.pid" ] || die "PostgreSQL did not stop; data kept in $(pg_data)"
         rm -rf "$(readlink -f "$STATE/pg" 2>/dev/null || echo "$STATE/pg")" "$STATE"
     fi
 }
@@ -366,7 +372,7 @@ cmd_status() {
         if alive "$STATE/$tag.pid"; then echo "hdb++$tag-srv running (pid $(cat "$STATE/$tag.pid"))"
         else echo "hdb++$tag-srv not running"; down=1; fi
     done
-    if [ -f "$STATE/pg_port" ] && as_pg "$PGBIN/pg_ctl" -D "$STATE/pg/data" status >/dev/null 2>&1; then
+    if [ -f "$STATE/pg_port" ] && as_pg "$PGBIN/pg_ctl" -D "$(pg_data)" status >/dev/null 2>&1; then
         echo "PostgreSQL running on 127.0.0.1:$(cat "$STATE/pg_port"), archive database hdb"
     else
         echo "PostgreSQL not running"; down=1
