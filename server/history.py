@@ -63,17 +63,15 @@ def parse_time(text: str, now: dt.datetime) -> dt.datetime:
 
 
 def db_from_libconfiguration(lines: list[str]) -> dict:
-    """pyhdbpp reader settings from an HdbEventSubscriber's LibConfiguration."""
+    """pyhdbpp reader settings from an HdbEventSubscriber's LibConfiguration (``key=value``
+    lines; the timescale backend's ``connect_string`` is libpq's ``key=value key=value``)."""
     props = dict(line.split("=", 1) for line in lines if "=" in line)
-    settings = dict(props)
-    if "connect_string" in props:  # libpq's "key=value key=value"
-        settings.update(kv.split("=", 1) for kv in props["connect_string"].split() if "=" in kv)
     if "libhdb++timescale" not in props.get("libname", "libhdb++timescale"):
         raise HistoryError(f"the archiver uses {props['libname']}: plantds history reads the timescale (PostgreSQL) backend only")
-    out = {"host": settings.get("host", "localhost"), "port": int(settings.get("port", 5432)),
-           "database": settings.get("dbname", "hdb"), "user": settings.get("user", ""),
-           "password": settings.get("password", "")}
-    return out
+    settings = {**props, **dict(kv.split("=", 1) for kv in props.get("connect_string", "").split() if "=" in kv)}
+    return {"host": settings.get("host", "localhost"), "port": int(settings.get("port", 5432)),
+            "database": settings.get("dbname", "hdb"), "user": settings.get("user", ""),
+            "password": settings.get("password", "")}
 
 
 def db_from_url(url: str) -> dict:
@@ -88,12 +86,12 @@ def db_from_url(url: str) -> dict:
 
 
 def find_archive_db(archiver: str | None) -> dict:
-    """The archive DB of ``archiver`` (default: the only/first HdbEventSubscriber in the Tango DB)."""
+    """The archive DB of ``archiver`` (default: the first running HdbEventSubscriber)."""
     db = tango.Database()
     if archiver is None:
         names = sorted(db.get_device_exported_for_class("HdbEventSubscriber"))
         if not names:
-            raise HistoryError("no HdbEventSubscriber is registered in this Tango DB: pass --db or --archiver")
+            raise HistoryError("no HdbEventSubscriber runs in this Tango DB: pass --db or --archiver")
         archiver = names[0]
     lines = list(db.get_device_property(archiver, "LibConfiguration")["LibConfiguration"])
     if not lines:
