@@ -390,7 +390,9 @@ class PlantDevice(Device):
         value, stamp, valid = self.snapshot_value(attr.get_name())
         if valid:
             return value, stamp, AttrQuality.ATTR_VALID
-        return self.invalid_placeholder(attr), stamp, AttrQuality.ATTR_INVALID
+        # Stamped now, not with the last good snapshot's time: an archiver keys rows on the
+        # timestamp (HDB++ refuses a second row at the same time), so the outage must be new.
+        return self.invalid_placeholder(attr), time.time(), AttrQuality.ATTR_INVALID
 
     def read_from_snapshot(self, attr: tango.Attribute):
         """Generic read method: the attribute's name is its key in the snapshot."""

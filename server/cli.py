@@ -30,6 +30,16 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_arguments(config_parser)
     config_parser.set_defaults(run=config.run)
 
+    from . import archiving, history
+
+    archive_parser = sub.add_parser("archive", help="configure HDB++ archiving (configuration manager) and show its state")
+    archiving.add_arguments(archive_parser)
+    archive_parser.set_defaults(run=archiving.run)
+
+    history_parser = sub.add_parser("history", help="read archived values back from HDB++ (table, CSV, JSON, PNG)")
+    history.add_arguments(history_parser)
+    history_parser.set_defaults(run=history.run)
+
     from ..devices.rotex import cli as hpsu
 
     hpsu_parser = sub.add_parser("hpsu", help="read/write the heat pump like pyHPSU, through its Tango device")

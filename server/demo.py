@@ -26,8 +26,9 @@ from .processes import LOOPBACK_NAMES, embedded_database, parse_tango_host, plan
 DEFAULT_TANGO_HOST = "127.0.0.1:10000"
 # The simulators' ports, as written in db/demo.json.
 CPA_PORT, CHILLER_PORT, SOCKETCAND_PORT, ELM327_PORT = 15020, 15021, 15022, 15023
-# The demo plant's configuration, loaded in this order: the devices, then what HDB++ archives.
-CONFIG_FILES = ("demo.json", "archiving.json")
+# The demo plant's configuration (dsconfig); with --archive, db/archiving.json is applied too.
+CONFIG_FILES = ("demo.json",)
+HISTORY_EXAMPLE = "plant/compressor/1/CoolantInTemperature plant/heatpump/1/t_hs --since 5m"
 
 
 def demo_devices(demo_json: Path) -> dict[str, str]:
@@ -62,6 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="folder for the sqlite Tango DB and logs (default: ./.state/demo)",
     )
     parser.add_argument("--run-for", type=float, default=None, help="stop by itself after N seconds")
+    parser.add_argument("--archive", action="store_true",
+                        help="also run HDB++ (built once, about 3 min) and archive db/archiving.json")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
         print("Starting PlantDS/demo ...", flush=True)
         stack.enter_context(plantds_server("demo", list(devices), tango_host, state / "PlantDS-demo.log"))
         _wait_past_init(devices, timeout=20.0)
-        _print_banner(tango_host, devices, state)
+        if args.archive:
+            _start_archiving(stack, state, tango_host)
+        _print_banner(tango_host, devices, state, args.archive)
         deadline = None if args.run_for is None else time.monotonic() + args.run_for
         while not stop.wait(0.5):
             if deadline is not None and time.monotonic() > deadline:
@@ -117,6 +122,16 @@ def _check_ports(tango_host: str) -> None:
                       "plant?): stop what uses them, or set TANGO_HOST to a free port")
 
 
+def _start_archiving(stack: contextlib.ExitStack, state: Path, tango_host: str) -> None:
+    from . import archiving
+    from .hdbpp import running_archiver
+
+    print("Starting HDB++ (deploy/hdbpp.sh: dependencies, build once, PostgreSQL, subscriber, manager) ...", flush=True)
+    stack.enter_context(running_archiver(state, tango_host))
+    plan = archiving.read_plan(config.bundled("archiving.json"), tango_host)
+    archiving.apply(archiving.Manager(plan.manager), plan)
+
+
 def _wait_past_init(devices: dict[str, str], timeout: float) -> None:
     """Give the devices their first refresh (the heat pump reads ~20 values on a busy bus), so
     the banner shows live states; a device still connecting after ``timeout`` is shown as is."""
@@ -130,7 +145,7 @@ def _wait_past_init(devices: dict[str, str], timeout: float) -> None:
             time.sleep(0.2)
 
 
-def _print_banner(tango_host: str, devices: dict[str, str], state: Path) -> None:
+def _print_banner(tango_host: str, devices: dict[str, str], state: Path, archive: bool = False) -> None:
     lines = ["", "plantds demo plant is running.", f"  export TANGO_HOST={tango_host}", "  Devices:"]
     for name, cls in devices.items():
         try:
@@ -151,7 +166,11 @@ def _print_banner(tango_host: str, devices: dict[str, str], state: Path) -> None
                 f"    TANGO_HOST={tango_host} {sys.executable} -c \"import tango; "
                 f"d = tango.DeviceProxy('{name}'); {examples[cls]}\""
             )
-    lines.append(f"    TANGO_HOST={tango_host} {Path(sys.executable).with_name('plantds')} hpsu -c t_hs -c t_dhw -o JSON")
+    plantds = Path(sys.executable).with_name("plantds")
+    lines.append(f"    TANGO_HOST={tango_host} {plantds} hpsu -c t_hs -c t_dhw -o JSON")
+    if archive:
+        lines.append(f"    TANGO_HOST={tango_host} {plantds} history {HISTORY_EXAMPLE}")
+        lines.append(f"    TANGO_HOST={tango_host} {plantds} archive status")
     lines += [
         f"  Logs: {state}",
         "  Ready. Press Ctrl-C to stop everything.",

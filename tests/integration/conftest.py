@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import subprocess
 import sys
@@ -30,7 +29,7 @@ import pytest
 import tango
 
 from plantds.devices.cryomech.simulator import CpaSimulator
-from plantds.server import config, demo
+from plantds.server import archiving, config, demo
 from plantds.server.processes import plantds_server
 from plantds.server.testing import wait_for
 
@@ -111,7 +110,7 @@ def plantds_config(action: str, *args: str, tango_host: str, scratch: Path) -> s
 
 @dataclass(frozen=True)
 class ArchivedAttribute:
-    """One entry of an HDB++ subscriber's AttributeList."""
+    """One entry of an HDB++ subscriber's AttributeList (as db/archiving.json writes them)."""
 
     entry: str  # as written in the property, e.g. tango://host:port/plant/compressor/1/x;strategy=ALWAYS
     tango_host: str
@@ -173,25 +172,10 @@ class DemoPlant:
             done = self.config("load", str(config.bundled(name)))
             assert done.returncode == 0, f"plantds config load {name} failed:\n{done.stdout}{done.stderr}"
 
-    @staticmethod
-    def archive_subscribers() -> dict[str, str]:
-        """HDB++ event subscriber device → its server, as written in db/archiving.json."""
-        servers = json.loads(config.bundled("archiving.json").read_text())["servers"]
-        return {
-            device: f"{server}/{instance}"
-            for server, instances in servers.items()
-            for instance, classes in instances.items()
-            for device in classes.get("HdbEventSubscriber", {})
-        }
-
     def archived(self) -> list[ArchivedAttribute]:
-        """What the HDB++ subscribers archive, read from the DB as hdbpp-es reads it."""
-        db = tango.Database()
-        return [
-            ArchivedAttribute.parse(entry)
-            for subscriber in self.archive_subscribers()
-            for entry in db.get_device_property(subscriber, "AttributeList")["AttributeList"]
-        ]
+        """What db/archiving.json archives (``plantds archive apply``), with this TANGO_HOST."""
+        plan = archiving.read_plan(config.bundled("archiving.json"), self.tango_host)
+        return [ArchivedAttribute.parse(f"{e.attribute};strategy={e.strategy}") for e in plan.entries]
 
     # -- processes -------------------------------------------------------------------------
     def start(self) -> None:

@@ -1,4 +1,4 @@
-"""Archiving as HDB++ sees it: every attribute in the event subscriber's AttributeList delivers
+"""Archiving as HDB++ sees it: every attribute db/archiving.json archives delivers
 archive events to a plain PyTango subscriber (what hdbpp-es is), from the shipped configuration,
 and periodic archive events keep coming while the values stay the same."""
 

@@ -8,12 +8,13 @@ import tempfile
 
 import pytest
 
-from plantds.server import config
+from plantds.server import archiving, config
 
 PLACEHOLDER = config.TANGO_HOST_PLACEHOLDER
 # The file sets a site loads together: the demo plant (as `plantds demo` loads it) and the template.
+# Both archive what db/archiving.json lists (`plantds archive apply`).
 FILE_SETS = {
-    "demo": ("demo.json", "archiving.json"),
+    "demo": ("demo.json",),
     "site-template": ("site-template.json",),
 }
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
@@ -27,24 +28,21 @@ def merged_servers(names: tuple[str, ...]) -> dict:
     return servers
 
 
-def devices_of(servers: dict, exclude_class: str | None = None) -> dict[str, dict]:
+def devices_of(servers: dict) -> dict[str, dict]:
     """device name (lower case) → its dsconfig block."""
     return {
         device.lower(): block
         for instances in servers.values()
         for classes in instances.values()
-        for cls, devices in classes.items()
-        if cls != exclude_class
+        for devices in classes.values()
         for device, block in devices.items()
     }
 
 
-def archive_entries(servers: dict) -> list[str]:
-    return [
-        entry
-        for block in devices_of(servers).values()
-        for entry in block.get("properties", {}).get("AttributeList", [])
-    ]
+def archive_entries() -> list[str]:
+    """db/archiving.json's entries as written (with the placeholder)."""
+    plan = json.loads(config.bundled("archiving.json").read_text())
+    return [entry for entries in plan["archivers"].values() for entry in entries]
 
 
 def test_resolved_fills_in_the_tango_host_in_a_copy(tmp_path):
@@ -79,11 +77,10 @@ def test_load_leaves_no_temporary_file_even_when_json2tango_fails(tmp_path, monk
 
 @pytest.mark.parametrize("file_set", FILE_SETS)
 def test_every_archived_attribute_is_polled_with_archive_settings(file_set):
-    """hdbpp-es only receives archive events from a polled attribute with archive criteria."""
-    servers = merged_servers(FILE_SETS[file_set])
-    instruments = devices_of(servers, exclude_class="HdbEventSubscriber")
-    entries = archive_entries(servers)
-    assert entries, f"{file_set}: no AttributeList entries"
+    """hdbpp-es only receives archive events from an attribute with archive criteria."""
+    instruments = devices_of(merged_servers(FILE_SETS[file_set]))
+    entries = archive_entries()
+    assert entries, "db/archiving.json archives nothing"
     for entry in entries:
         assert entry.startswith(f"tango://{PLACEHOLDER}/"), f"{entry}: write the host as {PLACEHOLDER}"
         name, _, options = entry.partition(";")
@@ -98,9 +95,34 @@ def test_every_archived_attribute_is_polled_with_archive_settings(file_set):
         assert criteria, f"{entry}: no archive_period/archive_abs_change/archive_rel_change"
 
 
+def test_archiving_plan_reads_with_the_site_host():
+    plan = archiving.read_plan(config.bundled("archiving.json"), "tango-db.example.org:10000")
+    assert plan.manager and len(plan.entries) == len(archive_entries())
+    assert all(e.attribute.startswith("tango://tango-db.example.org:10000/") for e in plan.entries)
+    assert len({e.attribute for e in plan.entries}) == len(plan.entries), "an attribute is listed twice"
+    other = archiving.read_plan(config.bundled("archiving.json"), "h:1", archiver="site/hdbpp/es-1")
+    assert {e.archiver for e in other.entries} == {"site/hdbpp/es-1"}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("tango://h:10000/a/b/c/Attr", ("tango://h:10000/a/b/c/attr", "ALWAYS", 0)),
+    ("tango://h:10000/a/b/c/x;strategy=RUN;ttl=48", ("tango://h:10000/a/b/c/x", "RUN", 48)),
+])
+def test_archive_entries_in_hdbpp_syntax(text, expected):
+    entry = archiving.parse_entry(text, "es")
+    assert (entry.attribute, entry.strategy, entry.ttl) == expected
+    assert entry.short == expected[0].split("/", 3)[3]
+
+
+@pytest.mark.parametrize("text", ["a/b/c/d", "tango://h:1/a/b/d", "tango://h:1/a/b/c/d;period=3"])
+def test_archive_entries_that_hdbpp_would_not_take_are_refused(text):
+    with pytest.raises(ValueError):
+        archiving.parse_entry(text, "es")
+
+
 def test_polled_attr_lists_names_and_periods():
     for file_set, names in FILE_SETS.items():
-        for device, block in devices_of(merged_servers(names), exclude_class="HdbEventSubscriber").items():
+        for device, block in devices_of(merged_servers(names)).items():
             polled = block["properties"].get("polled_attr", [])
             assert len(polled) % 2 == 0, f"{file_set} {device}: polled_attr is name, period pairs"
             for period in polled[1::2]:
@@ -108,14 +130,14 @@ def test_polled_attr_lists_names_and_periods():
 
 
 def test_site_template_names_real_instruments_not_simulators():
-    for device, block in devices_of(merged_servers(FILE_SETS["site-template"]), "HdbEventSubscriber").items():
+    for device, block in devices_of(merged_servers(FILE_SETS["site-template"])).items():
         url = block["properties"]["Url"][0]
         assert not url.startswith("virtual://"), f"{device}: {url} is a test bus"
         assert not any(host in url for host in LOOPBACK_HOSTS), f"{device}: {url} is a simulator's address"
 
 
 def test_demo_devices_reach_simulators_on_loopback():
-    for device, block in devices_of(merged_servers(FILE_SETS["demo"]), "HdbEventSubscriber").items():
+    for device, block in devices_of(merged_servers(FILE_SETS["demo"])).items():
         url = block["properties"]["Url"][0]
         assert url.startswith("virtual://") or any(h in url for h in LOOPBACK_HOSTS), f"{device}: {url}"
 
