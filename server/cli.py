@@ -35,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     hpsu.add_arguments(hpsu_parser)
     hpsu_parser.set_defaults(run=hpsu.run)
 
+    from ..sequences import cli as sequences
+
+    run_parser = sub.add_parser("run", help="run a plant sequence (cooldown, warmup) with progress lines")
+    sequences.add_arguments(run_parser)
+    run_parser.set_defaults(run=sequences.run)
+
     sim_parser = sub.add_parser("simulate", help="run one instrument simulator until Ctrl-C")
     sims = sim_parser.add_subparsers(dest="instrument", required=True)
     for name, module_name in SIMULATORS.items():
