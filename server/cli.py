@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     sequences.add_arguments(run_parser)
     run_parser.set_defaults(run=sequences.run)
 
+    from ..alarms import cli as alarms
+
+    alarms_parser = sub.add_parser("alarms", help="load db/alarms.json and run PANIC's PyAlarm for it until Ctrl-C")
+    alarms.add_arguments(alarms_parser)
+    alarms_parser.set_defaults(run=alarms.run)
+
     sim_parser = sub.add_parser("simulate", help="run one instrument simulator until Ctrl-C")
     sims = sim_parser.add_subparsers(dest="instrument", required=True)
     for name, module_name in SIMULATORS.items():

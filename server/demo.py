@@ -58,6 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="folder for the sqlite Tango DB and logs (default: ./.state/demo)",
     )
     parser.add_argument("--run-for", type=float, default=None, help="stop by itself after N seconds")
+    parser.add_argument("--alarms", action="store_true",
+                        help="also load db/alarms.json and run PANIC's PyAlarm for it (extra [alarms])")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
         print("Starting PlantDS/demo ...", flush=True)
         stack.enter_context(plantds_server("demo", list(devices), tango_host, state / "PlantDS-demo.log"))
         _wait_past_init(devices, timeout=20.0)
+        if args.alarms:
+            from ..alarms import pyalarms
+
+            print("Starting PANIC's PyAlarm for db/alarms.json ...", flush=True)
+            for names in stack.enter_context(pyalarms(config.bundled("alarms.json"), tango_host, state)).values():
+                devices.update(dict.fromkeys(names, "PyAlarm"))
         _print_banner(tango_host, devices, state)
         deadline = None if args.run_for is None else time.monotonic() + args.run_for
         while not stop.wait(0.5):

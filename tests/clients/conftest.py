@@ -12,7 +12,8 @@ from plantds.devices.cryomech.simulator import CpaSimulator
 from plantds.devices.rotex.simulator import HpsuSimulator
 from plantds.server.testing import run_plantds, wait_for
 
-COMPRESSOR, CHILLER, HEATPUMP = "clients/compressor/1", "clients/chiller/1", "clients/heatpump/1"
+# The demo plant's names, so db/alarms.json and the other shipped files apply as they are.
+COMPRESSOR, CHILLER, HEATPUMP = "plant/compressor/1", "plant/chiller/1", "plant/heatpump/1"
 FAST = {"RefreshPeriod": 300, "Timeout": 0.5, "Retries": 1}
 
 

@@ -12,7 +12,7 @@ import tango
 from plantds.sequences import SequenceError, wait_until
 from plantds.server.testing import wait_for
 
-COMPRESSOR, CHILLER = "clients/compressor/1", "clients/chiller/1"  # tests/clients/conftest.py
+COMPRESSOR, CHILLER = "plant/compressor/1", "plant/chiller/1"  # tests/clients/conftest.py
 
 
 def plantds_run(tango_host: str, *args: str) -> subprocess.CompletedProcess:
