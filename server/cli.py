@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     alarms.add_arguments(alarms_parser)
     alarms_parser.set_defaults(run=alarms.run)
 
+    from ..gui import cli as gui
+
+    gui_parser = sub.add_parser("gui", help="the Taurus GUI of the plantds devices in the Tango DB")
+    gui.add_arguments(gui_parser)
+    gui_parser.set_defaults(run=gui.run)
+
     sim_parser = sub.add_parser("simulate", help="run one instrument simulator until Ctrl-C")
     sims = sim_parser.add_subparsers(dest="instrument", required=True)
     for name, module_name in SIMULATORS.items():
