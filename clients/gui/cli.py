@@ -62,7 +62,7 @@ def snapshot(app, window, folder: Path, timeout: float) -> list[Path]:
     for panel in window.panels:
         window.tabs.setCurrentWidget(panel)
         process_until(app, panel.filled, timeout)
-        process_until(app, lambda: False, 2.0)  # let the trends draw a few points
+        process_until(app, lambda: False, 3.0)  # let the trends draw a few points
         path = folder / (panel.device.replace("/", "_") + ".png")
         panel.grab().save(str(path))
         paths.append(path)
