@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import tango
 
+from ..sequences.plant import exported_devices
+
 # Values faster than Taurus's default 3 s when an attribute has no change events.
 POLLING_MS = 1000
 
@@ -55,8 +57,7 @@ PANELS = {
 
 def plant_devices(db: tango.Database | None = None) -> list[tuple[str, str]]:
     """(device, class) of every running plantds device in the Tango DB, by class then name."""
-    db = db or tango.Database()
-    return [(name, cls) for cls in PANELS for name in sorted(db.get_device_exported_for_class(cls))]
+    return [(name, cls) for cls in PANELS for name in exported_devices(cls, db)]
 
 
 def shown_attributes(device: str, names: tuple[str, ...]) -> list[str]:
