@@ -100,10 +100,7 @@ class RotexHPSU(PlantDevice):
             fset = self._write_attribute
         self.add_snapshot_attribute(cmd.name, fset=fset, **props)
         # Per device: one server may host devices in different languages.
-        # error: any code but 0 reads with ALARM quality (red in GUIs); the DB may set other limits.
-        # Tango raises ALARM at value >= max_alarm and <= min_alarm.
-        limits = {"min_alarm": "-1", "max_alarm": "1"} if cmd.name == "error" else {}
-        self.set_device_defaults(cmd.name, unit=cmd.unit, label=label, description=doc, **limits)
+        self.set_device_defaults(cmd.name, unit=cmd.unit, label=label, description=doc)
         if cmd.value_codes:
             name = cmd.name + LABEL_SUFFIX
             label_doc = (f"Label of the code {cmd.name} reads ({', '.join(cmd.value_codes)}); "

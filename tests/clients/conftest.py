@@ -41,8 +41,7 @@ def plant(tango_host, sims, server_logs) -> dict[str, tango.DeviceProxy]:
         COMPRESSOR: ("CryomechCPA", {"Url": sims["cpa"].url, **FAST}),
         CHILLER: ("ColeParmerChiller", {"Url": sims["chiller"].url, "Family": "Polystat",
                                         "SetpointHoldTime": 1.0, "SetpointTolerance": 0.5, **FAST}),
-        HEATPUMP: ("RotexHPSU", {"Url": hp_url, **FAST, "RefreshPeriod": 1000,
-                                 "SlowRefreshPeriod": 60000}),
+        HEATPUMP: ("RotexHPSU", {"Url": hp_url, **FAST, "RefreshPeriod": 500, "SlowRefreshPeriod": 60000}),
     }
     limits = {HEATPUMP: {"t_hs": {"max_warning": ["60"], "max_alarm": ["70"]}}}
     with run_plantds(tango_host, devices, server_logs, attribute_properties=limits) as proxies:

@@ -78,3 +78,17 @@ def test_a_heat_pump_error_code_activates_and_resets(pyalarm, sims):
         sims["heatpump"].set_error(0)
     wait_for(lambda: "HEATPUMP_ERROR" not in active_alarms(DEVICE), timeout=RESET_DEADLINE_S,
              what="HEATPUMP_ERROR reset")
+
+
+def test_a_silent_compressor_raises_communication_loss_and_resets(pyalarm, sims, plant):
+    sims["cpa"].set_online(False)
+    try:
+        wait_for(lambda: plant["compressor"].state().name == "UNKNOWN", timeout=20, what="compressor UNKNOWN")
+        took = _activated_within({"COMPRESSOR_COMM_LOSS"}, ACTIVATION_DEADLINE_S)
+        print(f"compressor UNKNOWN -> PyAlarm active in {took:.1f} s")
+        # the values it can no longer read raise nothing
+        assert not {"COMPRESSOR_ALARM_BITS", "COMPRESSOR_WARNING_BITS"} & set(active_alarms(DEVICE))
+    finally:
+        sims["cpa"].set_online(True)
+    wait_for(lambda: "COMPRESSOR_COMM_LOSS" not in active_alarms(DEVICE), timeout=RESET_DEADLINE_S,
+             what="COMPRESSOR_COMM_LOSS reset")

@@ -1,9 +1,6 @@
-"""What the clients rely on from the devices: scalar texts of the condition lists, AtSetpoint,
-and the heat pump's error code in ALARM quality when it is not 0."""
+"""What the clients rely on from the devices: scalar texts of the condition lists."""
 
 from __future__ import annotations
-
-from tango import AttrQuality
 
 from plantds.server.testing import wait_for
 
@@ -24,15 +21,3 @@ def test_chiller_status_flags_as_text(plant):
     chiller = plant["chiller"]
     wait_for(lambda: chiller.StatusFlagsText != "", what="chiller flags")
     assert chiller.StatusFlagsText == ", ".join(chiller.StatusFlags)
-
-
-def test_heat_pump_error_code_alarm_quality(plant, sims):
-    heatpump = plant["heatpump"]
-    wait_for(lambda: heatpump.read_attribute("error").quality == AttrQuality.ATTR_VALID, what="error 0 VALID")
-    sims["heatpump"].set_error(42)
-    try:
-        wait_for(lambda: heatpump.read_attribute("error").quality == AttrQuality.ATTR_ALARM,
-                 what="error 42 in ALARM quality")
-    finally:
-        sims["heatpump"].set_error(0)
-    wait_for(lambda: heatpump.read_attribute("error").quality == AttrQuality.ATTR_VALID, what="error 0 VALID again")
