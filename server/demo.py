@@ -137,6 +137,7 @@ def _print_banner(tango_host: str, devices: dict[str, str], state: Path) -> None
                 f"d = tango.DeviceProxy('{name}'); {examples[cls]}\""
             )
     lines.append(f"    TANGO_HOST={tango_host} {Path(sys.executable).with_name('plantds')} hpsu -c t_hs -c t_dhw -o JSON")
+    lines.append(f"    TANGO_HOST={tango_host} {Path(sys.executable).with_name('plantds')} gui    (or: run cooldown)")
     lines += [
         f"  Logs: {state}",
         "  Ready. Press Ctrl-C to stop everything.",
