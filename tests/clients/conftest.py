@@ -43,8 +43,7 @@ def plant(tango_host, sims, server_logs) -> dict[str, tango.DeviceProxy]:
                                         "SetpointHoldTime": 1.0, "SetpointTolerance": 0.5, **FAST}),
         HEATPUMP: ("RotexHPSU", {"Url": hp_url, **FAST, "RefreshPeriod": 500, "SlowRefreshPeriod": 60000}),
     }
-    limits = {HEATPUMP: {"t_hs": {"max_warning": ["60"], "max_alarm": ["70"]}}}
-    with run_plantds(tango_host, devices, server_logs, attribute_properties=limits) as proxies:
+    with run_plantds(tango_host, devices, server_logs) as proxies:
         for name, proxy in proxies.items():
             proxy.set_timeout_millis(20000)
             wait_for(lambda: proxy.state() not in (tango.DevState.INIT, tango.DevState.UNKNOWN),
