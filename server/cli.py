@@ -46,6 +46,24 @@ def build_parser() -> argparse.ArgumentParser:
     hpsu.add_arguments(hpsu_parser)
     hpsu_parser.set_defaults(run=hpsu.run)
 
+    from ..sequences import cli as sequences
+
+    run_parser = sub.add_parser("run", help="run a plant sequence (cooldown, warmup) with progress lines")
+    sequences.add_arguments(run_parser)
+    run_parser.set_defaults(run=sequences.run)
+
+    from ..alarms import cli as alarms
+
+    alarms_parser = sub.add_parser("alarms", help="load db/alarms.json and run PANIC's PyAlarm for it until Ctrl-C")
+    alarms.add_arguments(alarms_parser)
+    alarms_parser.set_defaults(run=alarms.run)
+
+    from ..gui import cli as gui
+
+    gui_parser = sub.add_parser("gui", help="the Taurus GUI of the plantds devices in the Tango DB")
+    gui.add_arguments(gui_parser)
+    gui_parser.set_defaults(run=gui.run)
+
     sim_parser = sub.add_parser("simulate", help="run one instrument simulator until Ctrl-C")
     sims = sim_parser.add_subparsers(dest="instrument", required=True)
     for name, module_name in SIMULATORS.items():

@@ -65,6 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-for", type=float, default=None, help="stop by itself after N seconds")
     parser.add_argument("--archive", action="store_true",
                         help="also run HDB++ (built once, about 3 min) and archive db/archiving.json")
+    parser.add_argument("--alarms", action="store_true",
+                        help="also load db/alarms.json and run PANIC's PyAlarm for it (extra [alarms])")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,6 +96,12 @@ def run(args: argparse.Namespace) -> int:
         _wait_past_init(devices, timeout=20.0)
         if args.archive:
             _start_archiving(stack, state, tango_host)
+        if args.alarms:
+            from ..alarms import pyalarms
+
+            print("Starting PANIC's PyAlarm for db/alarms.json ...", flush=True)
+            for names in stack.enter_context(pyalarms(config.bundled("alarms.json"), tango_host, state)).values():
+                devices.update(dict.fromkeys(names, "PyAlarm"))
         _print_banner(tango_host, devices, state, args.archive)
         deadline = None if args.run_for is None else time.monotonic() + args.run_for
         while not stop.wait(0.5):
@@ -171,6 +179,7 @@ def _print_banner(tango_host: str, devices: dict[str, str], state: Path, archive
     if archive:
         lines.append(f"    TANGO_HOST={tango_host} {plantds} history {HISTORY_EXAMPLE}")
         lines.append(f"    TANGO_HOST={tango_host} {plantds} archive status")
+    lines.append(f"    TANGO_HOST={tango_host} {plantds} gui    (or: run cooldown)")
     lines += [
         f"  Logs: {state}",
         "  Ready. Press Ctrl-C to stop everything.",

@@ -90,10 +90,21 @@ def plantds_server(
     instance: str, devices: list[str], tango_host: str, log: Path | None = None, timeout: float = 60
 ) -> Iterator[subprocess.Popen]:
     """Run ``PlantDS <instance>`` on loopback until every device in ``devices`` answers."""
+    with device_server("PlantDS", instance, devices, tango_host, log, timeout) as proc:
+        yield proc
+
+
+@contextlib.contextmanager
+def device_server(
+    executable: str, instance: str, devices: list[str], tango_host: str, log: Path | None = None,
+    timeout: float = 60,
+) -> Iterator[subprocess.Popen]:
+    """Run the Tango server ``executable <instance>`` (a console script of this environment, e.g.
+    PlantDS or PANIC's PyAlarm) on loopback until every device in ``devices`` answers."""
     env = dict(os.environ, TANGO_HOST=tango_host)
     out = open(log, "ab") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [console_script("PlantDS"), instance, "-ORBendPoint", "giop:tcp:127.0.0.1:0"],
+        [console_script(executable), instance, "-ORBendPoint", "giop:tcp:127.0.0.1:0"],
         env=env, stdout=out, stderr=subprocess.STDOUT,
     )
 
@@ -103,7 +114,7 @@ def plantds_server(
         return True
 
     try:
-        _wait(all_up, timeout, f"PlantDS/{instance}", proc, log)
+        _wait(all_up, timeout, f"{executable}/{instance}", proc, log)
         yield proc
     finally:
         stop_process(proc)

@@ -7,6 +7,11 @@ conftest files on the path to the folders it is asked to collect before parsing 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import pytest
+
 
 def pytest_addoption(parser):
     parser.addoption(
@@ -15,3 +20,15 @@ def pytest_addoption(parser):
         default=False,
         help="run tests/integration against a real MariaDB + C++ DataBaseds (deploy/tangodb.sh)",
     )
+
+
+@pytest.fixture(scope="session")
+def tango_host(session_pytango_db) -> str:
+    """TANGO_HOST of the session's PyDatabaseds (pytango-db's own fixture starts it)."""
+    os.environ["TANGO_HOST"] = session_pytango_db
+    return session_pytango_db
+
+
+@pytest.fixture(scope="session")
+def server_logs(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("plantds-logs")

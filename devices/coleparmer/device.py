@@ -83,6 +83,15 @@ STATUS = {
         dtype=str, label="Chiller temperature unit",
         doc="Unit in the chiller's replies: degC, degF, or empty (RTE/EX/Merlin send none)",
     ),
+    # Scalars for clients that show string arrays behind a button (Taurus forms, alarm formulas).
+    "StatusFlagsText": dict(
+        dtype=str, label="Status flags", doc="The status bits that are set, comma separated",
+    ),
+    "AtSetpoint": dict(
+        dtype=bool, label="At set point",
+        doc="The bath temperature has been within SetpointTolerance of the set point for "
+            "SetpointHoldTime (evaluated at each refresh; change events)",
+    ),
 }
 
 # Units in which the chiller's numbers are shown as degC. RTE, EX and Merlin send no unit in
@@ -105,10 +114,20 @@ class ColeParmerChiller(PlantDevice):
         dtype=int, default_value=30000,
         doc="Period of the limit and PID reads [ms]; they are also read right after a write",
     )
+    SetpointTolerance = device_property(
+        dtype=float, default_value=0.5, doc="AtSetpoint: largest |bath - set point| [degC]",
+    )
+    SetpointHoldTime = device_property(
+        dtype=float, default_value=10.0,
+        doc="AtSetpoint: how long the bath must stay within the tolerance [s]",
+    )
 
     def create_driver(self) -> NcDriver:
         if self.SlowRefreshPeriod < 0:
             raise ValueError(f"SlowRefreshPeriod {self.SlowRefreshPeriod} ms must be 0 or more")
+        if self.SetpointTolerance < 0 or self.SetpointHoldTime < 0:
+            raise ValueError("SetpointTolerance and SetpointHoldTime must be 0 or more")
+        self._settling = Settling()
         return NcDriver(
             self.Url,
             family=self.Family,
@@ -146,12 +165,26 @@ class ColeParmerChiller(PlantDevice):
 
     def snapshot_value(self, key: str) -> tuple[Any, float, bool]:
         """Temperatures in a unit other than °C are withheld rather than shown as degC."""
+        if key == "StatusFlagsText":
+            flags, stamp, valid = super().snapshot_value("StatusFlags")
+            return ", ".join(flags or ()), stamp, valid
+        if key == "AtSetpoint":
+            return self._at_setpoint()
         value, stamp, valid = super().snapshot_value(key)
         if valid and key in TEMPERATURES and not self._celsius():
             valid = False
         if valid and key == "TemperatureUnit":
             value = _ascii(value)
         return value, stamp, valid
+
+    def _at_setpoint(self) -> tuple[bool | None, float, bool]:
+        bath, stamp, valid = self.snapshot_value("InternalTemperature")
+        setpoint, _, setpoint_valid = self.snapshot_value("Setpoint")
+        if not (valid and setpoint_valid):
+            self._settling = Settling()
+            return None, stamp, False
+        self._settling = self._settling.update(bath, setpoint, stamp, self.SetpointTolerance)
+        return self._settling.held(stamp, self.SetpointHoldTime), stamp, True
 
     def _celsius(self) -> bool:
         unit = self.worker.snapshot.values.get("TemperatureUnit") if self.worker else None
@@ -241,6 +274,24 @@ class ColeParmerChiller(PlantDevice):
 def _unit_state(settings: dict[str, bool]) -> str:
     """What LastCommandResult says of a Set On/Off reply."""
     return f"chiller reports unit {'on' if settings['unit on'] else 'off'}"
+
+
+class Settling(NamedTuple):
+    """Since when (acquisition time) the bath has been within tolerance of ``setpoint``; a new
+    set point starts the hold again, so a small step still waits for the bath to settle."""
+
+    setpoint: float | None = None
+    since: float | None = None
+
+    def update(self, bath: float, setpoint: float, stamp: float, tolerance: float) -> "Settling":
+        if abs(bath - setpoint) > tolerance:
+            return Settling(setpoint, None)
+        if self.since is None or setpoint != self.setpoint:
+            return Settling(setpoint, stamp)
+        return self
+
+    def held(self, stamp: float, hold_s: float) -> bool:
+        return self.since is not None and stamp - self.since >= hold_s
 
 
 def _ascii(unit: str) -> str:

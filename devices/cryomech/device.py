@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tango import DevState
 from tango.server import command, device_property
 
@@ -56,6 +58,9 @@ OTHER = {
     "CompressorRunning": dict(dtype=bool, label="Compressor running", doc="Compressor motor energized"),
     "Warnings": dict(dtype=(str,), max_dim_x=32, label="Warnings", doc="Active warning conditions"),
     "Alarms": dict(dtype=(str,), max_dim_x=32, label="Alarms", doc="Active alarm (error) conditions"),
+    # Scalars for clients that show string arrays behind a button (Taurus forms, alarm formulas).
+    "WarningsText": dict(dtype=str, label="Warnings", doc="Active warning conditions, comma separated"),
+    "AlarmsText": dict(dtype=str, label="Alarms", doc="Active alarm (error) conditions, comma separated"),
     "WarningCode": dict(dtype=int, label="Warning code", format="0x%08X", doc="Warning bit mask"),
     "AlarmCode": dict(dtype=int, label="Alarm code", format="0x%08X", doc="Alarm (error) bit mask"),
     "PressureScale": dict(dtype=str, label="Panel pressure scale", doc="Unit shown on the panel (30029)"),
@@ -64,6 +69,9 @@ OTHER = {
     "PanelSerialNumber": dict(dtype=int, label="Panel serial number", doc="Register 30031"),
     "SoftwareRevision": dict(dtype=str, label="Software revision", doc="Panel software revision"),
 }
+
+# Text attribute → the list it joins.
+TEXTS = {"WarningsText": "Warnings", "AlarmsText": "Alarms"}
 
 TEMPERATURE_UNITS = ("degC", "K", "degF")
 PRESSURE_UNITS = ("bar", "psi", "kPa")
@@ -127,6 +135,12 @@ class CryomechCPA(PlantDevice):
             convert = lambda v: protocol.convert_pressure(v, "psi", self.PressureUnit)  # noqa: E731
         keys = ("min_alarm", "min_warning", "max_warning", "max_alarm")
         return {k: f"{convert(v):.2f}" for k, v in zip(keys, limits) if v is not None}
+
+    def snapshot_value(self, key: str) -> tuple[Any, float, bool]:
+        if key in TEXTS:
+            conditions, stamp, valid = super().snapshot_value(TEXTS[key])
+            return ", ".join(conditions or ()), stamp, valid
+        return super().snapshot_value(key)
 
     # ---- State / Status ----------------------------------------------------------------------
     def instrument_state(self, values: dict) -> tuple[DevState, str]:
