@@ -35,7 +35,7 @@ def json2tango(
     goes to ``backup_dir`` when given (the caller keeps it); otherwise to a temporary folder
     removed afterwards, so repeated loads do not fill the host's /tmp.
     """
-    args = [console_script("json2tango"), "--no-colors"]
+    args = [console_script("json2tango"), "--no-colors", "--dbcalls"]
     if write:
         args.append("--write")
     if update:
@@ -54,7 +54,25 @@ def json2tango(
         report = "\n".join(ln for ln in report.splitlines() if not ln.startswith(BACKUP_LINE)).strip()
     if proc.returncode not in (0, JSON2TANGO_WROTE, JSON2TANGO_PENDING):
         raise RuntimeError(f"json2tango failed on {json_file} (exit {proc.returncode}):\n{report}")
+    calls, report = _split_db_calls(report)
+    if proc.returncode == JSON2TANGO_PENDING and calls and all(c == BOGUS_ALIAS_CALL for c in calls):
+        return False, ""
     return proc.returncode != 0, report
+
+
+# The C++ DataBaseds stores "no alias" as '' and dsconfig 1.9 reads that as an alias of the
+# last device in the table; when that device is in the file, it plans to delete alias ''.
+BOGUS_ALIAS_CALL = "delete_device_alias ('',)"
+
+
+def _split_db_calls(report: str) -> tuple[list[str], str]:
+    """json2tango --dbcalls output → (the DB calls it plans or made, the report without them)."""
+    lines = report.splitlines()
+    if "Tango database calls:" not in lines:
+        return [], report
+    start = lines.index("Tango database calls:")
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].strip() or lines[i].startswith("Summary")), len(lines))
+    return [ln.strip() for ln in lines[start + 1:end]], "\n".join(lines[:start] + lines[end:]).strip()
 
 
 # Archive entries (HDB++ AttributeList) need the fully qualified host of the site's database;
