@@ -32,7 +32,7 @@ import tango
 from plantds.devices.cryomech.simulator import CpaSimulator
 from plantds.server import config, demo
 from plantds.server.processes import plantds_server
-from plantds.server.testing import wait_for
+from plantds.server.testing import client_proxy, wait_for
 
 TANGODB_SH = Path(__file__).resolve().parents[2] / "deploy" / "tangodb.sh"
 ENABLE_HINT = "set PLANTDS_REAL_DB=1 or pass --real-db (needs `deploy/tangodb.sh install` once)"
@@ -250,7 +250,7 @@ class DemoPlant:
     # -- access ----------------------------------------------------------------------------
     def proxy(self, name: str) -> tango.DeviceProxy:
         if name not in self._proxies:
-            self._proxies[name] = tango.DeviceProxy(f"tango://{self.tango_host}/{name}")
+            self._proxies[name] = client_proxy(f"tango://{self.tango_host}/{name}")
         return self._proxies[name]
 
     def simulator(self, cls: type):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 
 import pytest
 
@@ -16,6 +15,7 @@ from plantds.devices.cryomech.driver import (
     ModbusReplyError,
 )
 from plantds.devices.cryomech.simulator import CpaSimulator
+from plantds.server.testing import wait_for
 from plantds.server.worker import Comm, IOWorker
 from pymodbus.framer.rtu import FramerRTU
 
@@ -62,12 +62,8 @@ def drv(sim, make_driver):
     return make_driver(sim.url)
 
 
-def wait_for_state(drv: CpaDriver, codes: set[int], timeout: float = 3.0) -> int:
-    deadline = time.monotonic() + timeout
-    while (code := drv.read_state()) not in codes:
-        assert time.monotonic() < deadline, f"state {code}, expected one of {codes}"
-        time.sleep(0.05)
-    return code
+def wait_for_state(drv: CpaDriver, codes: set[int]) -> int:
+    return wait_for(drv.read_state, lambda code: code in codes, what=f"panel state in {codes}")
 
 
 def start_writes(sim: CpaSimulator) -> int:
@@ -255,17 +251,21 @@ def test_running_compressor_builds_pressure_and_heats_up(make_sim, make_driver):
     idle = drv.refresh()
     drv.switch(True, **SWITCH)
     wait_for_state(drv, {3})
-    time.sleep(0.5)
-    warm = drv.refresh()
-    assert warm["HighPressure"] > idle["HighPressure"] + 2.0  # ~20 bar running, 16 static
-    assert warm["LowPressure"] < idle["LowPressure"] - 5.0  # ~6 bar running
-    assert warm["HeliumTemperature"] > idle["HeliumTemperature"] + 10.0
-    assert warm["HoursOfOperation"] > idle["HoursOfOperation"]
+    wait_for(
+        drv.refresh,
+        lambda warm: warm["HighPressure"] > idle["HighPressure"] + 2.0  # ~20 bar running, 16 static
+        and warm["LowPressure"] < idle["LowPressure"] - 5.0  # ~6 bar running
+        and warm["HeliumTemperature"] > idle["HeliumTemperature"] + 10.0
+        and warm["HoursOfOperation"] > idle["HoursOfOperation"],
+        what="pressures and helium temperature of a running compressor",
+    )
     drv.switch(False, **SWITCH)
     wait_for_state(drv, {0})
-    time.sleep(0.5)
-    stopped = drv.refresh()
-    assert abs(stopped["HighPressure"] - stopped["LowPressure"]) < 1.0  # equalising
+    stopped = wait_for(
+        drv.refresh,
+        lambda v: abs(v["HighPressure"] - v["LowPressure"]) < 1.0,  # equalising
+        what="pressures equalising after the stop",
+    )
     assert stopped["MotorCurrent"] < 1.0
 
 
@@ -273,22 +273,15 @@ def test_driver_under_the_io_worker_survives_an_outage(sim):
     worker = IOWorker("cpa", CpaDriver(sim.url, timeout=0.3, retries=0), refresh_period_s=0.05)
     worker.start()
     try:
-        wait_until(lambda: worker.comm is Comm.CONNECTED and worker.snapshot.values)
-        assert worker.submit(lambda d: d.switch(True, **SWITCH)).result(5.0) in {2, 3}
+        wait_for(lambda: worker.comm is Comm.CONNECTED and worker.snapshot.values, what="first values")
+        assert worker.submit(lambda d: d.switch(True, **SWITCH)).result(30) in {2, 3}
         sim.set_online(False)
-        wait_until(lambda: worker.comm is Comm.LOST)
+        wait_for(lambda: worker.comm is Comm.LOST, what="the link marked lost")
         sim.set_online(True)
-        wait_until(lambda: worker.comm is Comm.CONNECTED, timeout=5.0)
-        wait_until(lambda: worker.snapshot.values.get("OperatingStateCode") == 3)
+        wait_for(lambda: worker.comm is Comm.CONNECTED, what="reconnection")
+        wait_for(lambda: worker.snapshot.values.get("OperatingStateCode") == 3, what="running again")
     finally:
         worker.stop()
-
-
-def wait_until(condition, timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 # -- communication faults ------------------------------------------------------------------------

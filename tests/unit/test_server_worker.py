@@ -9,7 +9,12 @@ import pytest
 
 from plantds.server import links
 from plantds.server.errors import CommError
+from plantds.server.testing import wait_for
 from plantds.server.worker import Comm, IOWorker
+
+# How long a test waits for a job's result: a bound for a hung worker, never a duration that is
+# checked (a loaded machine can stall the worker thread for seconds).
+JOB_WAIT_S = 30.0
 
 
 class ScriptedDriver:
@@ -43,15 +48,6 @@ class ScriptedDriver:
         return v
 
 
-def wait_until(pred, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.01)
-    raise AssertionError("condition not reached")
-
-
 @pytest.fixture
 def worker():
     drv = ScriptedDriver()
@@ -64,7 +60,7 @@ def worker():
 
 
 def test_refresh_publishes_snapshot_with_acquisition_time(worker):
-    wait_until(lambda: worker.snapshot.values.get("x") == 1)
+    wait_for(lambda: worker.snapshot.values.get("x") == 1)
     assert worker.comm is Comm.CONNECTED
     assert abs(worker.snapshot.time - time.time()) < 5
     assert worker.last_update == worker.snapshot.time
@@ -72,9 +68,9 @@ def test_refresh_publishes_snapshot_with_acquisition_time(worker):
 
 
 def test_job_runs_between_cycles_and_result_is_returned(worker):
-    wait_until(lambda: worker.comm is Comm.CONNECTED)
-    assert worker.submit(lambda drv: drv.set_value(7)).result(2) == 7
-    wait_until(lambda: worker.snapshot.values.get("x") == 7)
+    wait_for(lambda: worker.comm is Comm.CONNECTED)
+    assert worker.submit(lambda drv: drv.set_value(7)).result(JOB_WAIT_S) == 7
+    wait_for(lambda: worker.snapshot.values.get("x") == 7)
     # the write never ran in the middle of a refresh: calls are whole items, in order
     calls = worker.driver.calls
     i = calls.index("set 7")
@@ -82,36 +78,36 @@ def test_job_runs_between_cycles_and_result_is_returned(worker):
 
 
 def test_job_exception_is_returned_not_fatal(worker):
-    wait_until(lambda: worker.comm is Comm.CONNECTED)
+    wait_for(lambda: worker.comm is Comm.CONNECTED)
 
     def bad(drv):
         raise ValueError("value 99 above the maximum 50")
 
     with pytest.raises(ValueError, match="maximum 50"):
-        worker.submit(bad).result(2)
+        worker.submit(bad).result(JOB_WAIT_S)
     assert worker.comm is Comm.CONNECTED
 
 
 def test_link_loss_marks_lost_counts_and_recovers(worker):
-    wait_until(lambda: worker.comm is Comm.CONNECTED)
+    wait_for(lambda: worker.comm is Comm.CONNECTED)
     worker.driver.reachable = False
-    wait_until(lambda: worker.comm is Comm.LOST)
+    wait_for(lambda: worker.comm is Comm.LOST)
     assert "timeout" in worker.reason or "refused" in worker.reason
     errors = worker.errors
     assert errors >= 1
     # writes are refused at once while the link is down, with the reason
     with pytest.raises(CommError, match="not reachable"):
-        worker.submit(lambda drv: drv.set_value(3)).result(1)
+        worker.submit(lambda drv: drv.set_value(3)).result(JOB_WAIT_S)
     assert "set 3" not in worker.driver.calls
     worker.driver.reachable = True
-    wait_until(lambda: worker.comm is Comm.CONNECTED)
+    wait_for(lambda: worker.comm is Comm.CONNECTED)
     stamp = worker.snapshot.time
-    wait_until(lambda: worker.snapshot.time > stamp)
+    wait_for(lambda: worker.snapshot.time > stamp)
     assert worker.errors >= errors
 
 
 def test_snapshot_goes_stale_after_three_periods(worker):
-    wait_until(lambda: worker.snapshot.time > 0)
+    wait_for(lambda: worker.snapshot.time > 0)
     now = worker.snapshot.time
     assert not worker.is_stale(now + 2 * worker.refresh_period_s)
     assert worker.is_stale(now + 3.5 * worker.refresh_period_s)
@@ -138,7 +134,7 @@ class RecordingWorker(IOWorker):
 
 def run_until_stopped(worker: IOWorker) -> None:
     worker.start()
-    worker._thread.join(10)
+    worker._thread.join(JOB_WAIT_S)
     assert not worker._thread.is_alive()
 
 
@@ -191,29 +187,29 @@ def test_a_good_refresh_resets_the_backoff():
 
 
 def test_a_job_withdrawn_before_it_ran_never_reaches_the_instrument(worker):
-    wait_until(lambda: worker.comm is Comm.CONNECTED)
+    wait_for(lambda: worker.comm is Comm.CONNECTED)
     release = threading.Event()
-    busy = worker.submit(lambda drv: release.wait(5))
-    wait_until(lambda: busy.running())
+    busy = worker.submit(lambda drv: release.wait(JOB_WAIT_S))
+    wait_for(lambda: busy.running())
     late = worker.submit(lambda drv: drv.set_value(42))
     assert late.cancel()  # what run_on_instrument does when its client gave up
     release.set()
-    busy.result(5)
+    busy.result(JOB_WAIT_S)
     stamp = worker.snapshot.time
-    wait_until(lambda: worker.snapshot.time > stamp)
+    wait_for(lambda: worker.snapshot.time > stamp)
     assert "set 42" not in worker.driver.calls
 
 
 def test_a_long_job_does_not_make_the_snapshot_stale(worker):
     """A verified start takes seconds: values stay valid while the worker is busy with it."""
-    wait_until(lambda: worker.snapshot.time > 0)
+    wait_for(lambda: worker.snapshot.time > 0)
     release = threading.Event()
-    busy = worker.submit(lambda drv: release.wait(5))
-    wait_until(lambda: busy.running())
+    busy = worker.submit(lambda drv: release.wait(JOB_WAIT_S))
+    wait_for(lambda: busy.running())
     time.sleep(5 * worker.refresh_period_s)
     assert not worker.is_stale()
     release.set()
-    busy.result(5)
+    busy.result(JOB_WAIT_S)
 
 
 def test_links_are_shared_by_key_and_closed_by_the_last_user():
