@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import random
+import socket
 import time
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
@@ -104,6 +106,24 @@ def valid_value(proxy: tango.DeviceProxy, attribute: str):
     """The attribute's value, or None while its quality is INVALID (not acquired yet)."""
     reading = proxy.read_attribute(attribute)
     return None if reading.quality == tango.AttrQuality.ATTR_INVALID else reading.value
+
+
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive loopback ports that nothing listens on now, below the
+    kernel's ephemeral range (so that no port 0 bind takes one meanwhile): for a demo plant
+    (``plantds demo --port-base``) or simulators that must not collide with another run."""
+    low, _ = (int(p) for p in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    for _ in range(200):
+        first = random.randrange(20000, max(low, 30000) - count)
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(first, first + count):
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return first
+    raise RuntimeError(f"no {count} consecutive free loopback ports found")
 
 
 def state_is(proxy: tango.DeviceProxy, *states: tango.DevState) -> Callable[[], bool]:

@@ -8,8 +8,10 @@ enable it.
 One database serves the whole session: ``deploy/tangodb.sh start`` brings it up on a free
 loopback port with its state in a pytest temporary folder, and ``stop`` always takes it down.
 On it runs the demo plant exactly as a site runs its own: ``plantds config load`` of the
-shipped files (devices, then archiving), the instruments (here the demo's simulators, on the
-ports written in ``db/demo.json``) and the ``PlantDS demo`` server process.
+shipped files (devices, then archiving), the instruments (here the demo's simulators) and the
+``PlantDS demo`` server process. The simulators run on free loopback ports, and the loaded
+demo.json is the shipped one with its Urls moved there (as ``plantds demo --port-base`` does), so
+a demo or another test run on the same host never collides with this one.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import tango
 from plantds.devices.cryomech.simulator import CpaSimulator
 from plantds.server import config, demo
 from plantds.server.processes import plantds_server
-from plantds.server.testing import client_proxy, wait_for
+from plantds.server.testing import client_proxy, free_ports, wait_for
 
 TANGODB_SH = Path(__file__).resolve().parents[2] / "deploy" / "tangodb.sh"
 ENABLE_HINT = "set PLANTDS_REAL_DB=1 or pass --real-db (needs `deploy/tangodb.sh install` once)"
@@ -158,6 +160,9 @@ class DemoPlant:
         self.tango_host = tango_host
         self.workdir = workdir
         self.devices = demo.demo_devices(config.bundled("demo.json"))
+        self.first_simulator_port = free_ports(demo.SIMULATOR_PORTS)
+        # What the session loads: the shipped files, demo.json with its Urls on those ports.
+        self.config_files = demo.config_files(workdir, self.first_simulator_port)
         self.simulators: list = []
         self._proxies: dict[str, tango.DeviceProxy] = {}
         self._stack = contextlib.ExitStack()
@@ -169,9 +174,9 @@ class DemoPlant:
 
     def load_shipped_config(self) -> None:
         """``plantds config load`` of every file the demo loads, in its order."""
-        for name in demo.CONFIG_FILES:
-            done = self.config("load", str(config.bundled(name)))
-            assert done.returncode == 0, f"plantds config load {name} failed:\n{done.stdout}{done.stderr}"
+        for path in self.config_files:
+            done = self.config("load", str(path))
+            assert done.returncode == 0, f"plantds config load {path} failed:\n{done.stdout}{done.stderr}"
 
     @staticmethod
     def archive_subscribers() -> dict[str, str]:
@@ -195,7 +200,7 @@ class DemoPlant:
 
     # -- processes -------------------------------------------------------------------------
     def start(self) -> None:
-        for sim in demo.simulators():
+        for sim in demo.simulators(self.first_simulator_port):
             self.simulators.append(self._stack.enter_context(sim))
         self.start_server()
 

@@ -197,8 +197,8 @@ def test_start_and_init_leave_the_site_configuration_as_loaded(shipped_config):
     for device in plant.devices:
         plant.init_device(device)
         assert plant.attribute_properties(device) == loaded[device], f"{device}, after Init"
-    for name in demo.CONFIG_FILES:
-        diff = plant.config("diff", str(config.bundled(name)))
+    for path in plant.config_files:
+        diff = plant.config("diff", str(path))
         assert "the DB already matches" in diff.stdout, diff.stdout + diff.stderr
 
 
