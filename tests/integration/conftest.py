@@ -229,7 +229,7 @@ class DemoPlant:
         """The device's Init command (Jive's *Init*): it reads its properties and its attributes'
         configuration from the DB again."""
         self.proxy(name).Init()
-        wait_for(lambda: self.proxy(name).state() not in NOT_READY, timeout=20, what=f"{name} ready after Init")
+        wait_for(lambda: self.proxy(name).state() not in NOT_READY, what=f"{name} ready after Init")
 
     def attribute_properties(self, name: str) -> dict[str, dict[str, list[str]]]:
         """Every attribute property the DB holds for device ``name``: attribute → key → value."""
@@ -245,12 +245,12 @@ class DemoPlant:
         refresh (many commands on a busy bus) can end after the first polling cycle."""
         for name in self.devices:
             proxy = self.proxy(name)
-            wait_for(lambda: proxy.state() not in NOT_READY, timeout=30, what=f"{name} reaching its instrument")
-            wait_for(lambda: proxy.read_attribute("State").value not in NOT_READY, timeout=30,
+            wait_for(lambda: proxy.state() not in NOT_READY, timeout=60, what=f"{name} reaching its instrument")
+            wait_for(lambda: proxy.read_attribute("State").value not in NOT_READY, timeout=60,
                      what=f"{name}: polled State")
             archived = [e.attribute for e in self.archived() if e.device == name]
             wait_for(lambda: all(proxy.read_attribute(a).quality != tango.AttrQuality.ATTR_INVALID
-                                 for a in archived), timeout=30, what=f"{name}: polled values valid")
+                                 for a in archived), timeout=60, what=f"{name}: polled values valid")
 
     # -- access ----------------------------------------------------------------------------
     def proxy(self, name: str) -> tango.DeviceProxy:

@@ -13,7 +13,7 @@ import tango
 from tango import AttrQuality, DevState
 
 from plantds.server import config, demo
-from plantds.server.testing import wait_for
+from plantds.server.testing import valid_value, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -169,9 +169,11 @@ def test_unit_change_applies_at_init_to_values_and_limits(shipped_config, compre
                 assert after[key] == NOT_SPECIFIED, (name, key)
             else:
                 assert float(after[key]) == pytest.approx(convert(float(before[name][key])), abs=0.1), (name, key)
-        # The simulator's model is in degC and bar; the device shows the panel up to a cycle late.
+        # The simulator's model is in degC and bar; the device shows the panel up to a cycle late,
+        # and right after Init the value is INVALID (None) until the first refresh.
         wait_for(
-            lambda: abs(cpa.read_attribute(name).value - convert(sim.values()[name])) < 0.5,
+            lambda: valid_value(cpa, name),
+            lambda value: abs(value - convert(sim.values()[name])) < 0.5,
             what=f"{name} in {unit}",
         )
     assert plant.attribute_properties(COMPRESSOR) == site_config

@@ -42,7 +42,7 @@ class TangoGQL:
         return answer["data"]
 
     def socket(self):
-        return connect(f"ws://127.0.0.1:{self.port}/socket", subprotocols=["graphql-ws"], open_timeout=10)
+        return connect(f"ws://127.0.0.1:{self.port}/socket", subprotocols=["graphql-ws"], open_timeout=60)
 
 
 def free_port() -> int:
@@ -72,7 +72,7 @@ def tangogql(demo_plant, tmp_path_factory) -> Iterator[TangoGQL]:
             return False
 
     try:
-        wait_for(answers, timeout=30, what="TangoGQL answering")
+        wait_for(answers, timeout=60, what="TangoGQL answering")
         yield gql
     finally:
         stop_process(proc)
@@ -107,12 +107,12 @@ def test_command_through_a_mutation_shows_in_the_dashboard_subscription(tangogql
     cpa, _ = compressor
     with tangogql.socket() as ws:
         ws.send(json.dumps({"type": "connection_init", "payload": {}}))
-        assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
+        assert json.loads(ws.recv(timeout=60))["type"] == "connection_ack"
         ws.send(json.dumps({"type": "start", "id": "1", "payload": {"query": (
             f'subscription {{ attributes(fullNames: ["{COMPRESSOR}/State"]) {{ device attribute value quality }} }}'
         )}}))
 
-        def states_until(wanted: str, timeout: float = 20.0) -> list[str]:
+        def states_until(wanted: str, timeout: float = 60.0) -> list[str]:
             seen, deadline = [], time.monotonic() + timeout
             while wanted not in seen:
                 frame = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
