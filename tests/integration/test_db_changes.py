@@ -12,7 +12,6 @@ import pytest
 import tango
 from tango import AttrQuality, DevState
 
-from plantds.server import config, demo
 from plantds.server.testing import valid_value, wait_for
 
 pytestmark = pytest.mark.integration

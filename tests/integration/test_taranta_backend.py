@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ import tango
 from websockets.sync.client import connect
 
 from plantds.server.processes import stop_process
-from plantds.server.testing import wait_for
+from plantds.server.testing import free_ports, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -45,17 +44,11 @@ class TangoGQL:
         return connect(f"ws://127.0.0.1:{self.port}/socket", subprotocols=["graphql-ws"], open_timeout=60)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def tangogql(demo_plant, tmp_path_factory) -> Iterator[TangoGQL]:
     """``uvicorn tangogql.main:app`` on loopback, as a facility runs it, minus the log-in."""
     workdir = tmp_path_factory.mktemp("tangogql")  # it would read a config.json from its cwd
-    port = free_port()
+    port = free_ports(1)
     env = {**os.environ, "TANGO_HOST": demo_plant.tango_host, "TANGOGQL_NO_AUTH": "true"}
     with open(workdir / "uvicorn.log", "wb") as log:
         proc = subprocess.Popen(

@@ -54,10 +54,6 @@ def make():
         sim.stop()
 
 
-def hx(text: str) -> bytes:
-    return bytes.fromhex(text)
-
-
 @pytest.mark.parametrize("family", sorted(protocol.FAMILIES))
 def test_refresh_reports_the_family_attributes(make, family):
     sim, driver = make(family, setpoint=35.0)
@@ -84,21 +80,21 @@ def test_refresh_reports_the_family_attributes(make, family):
 def test_setpoint_write_sends_the_manuals_bytes(make, precision, value, frame):
     sim, driver = make("Polystat", precision=precision)
     assert driver.write("Setpoint", value) == value
-    assert hx(frame) in sim.requests
+    assert bytes.fromhex(frame) in sim.requests
     assert sim.value("Setpoint") == value
 
 
 def test_low_limit_write_bytes(make):
     sim, driver = make("RTE")
     driver.write("LowTemperatureWarning", -5.0)
-    assert sim.requests[-1] == hx("CA 00 01 C0 02 FF CE 6F")
+    assert sim.requests[-1] == bytes.fromhex("CA 00 01 C0 02 FF CE 6F")
 
 
 def test_write_reads_the_precision_first(make):
     sim, driver = make("Polystat", precision=0.01)
     sim.requests.clear()
     driver.write("Setpoint", 30.0)
-    assert list(sim.requests) == [hx("CA 00 01 70 00 8E"), protocol.set_request(0xF0, 30.0, 2)]
+    assert list(sim.requests) == [bytes.fromhex("CA 00 01 70 00 8E"), protocol.set_request(0xF0, 30.0, 2)]
 
 
 def test_write_uses_each_parameters_precision(make):
@@ -272,7 +268,7 @@ def test_slow_values_are_reread_when_the_period_elapses(make):
 def test_on_off_and_status(make):
     sim, driver = make("RTE")
     assert driver.set_on(False)["unit on"] is False
-    assert sim.requests[-1] == hx("CA 00 01 81 08 00 02 02 02 02 02 02 02 67")
+    assert sim.requests[-1] == bytes.fromhex("CA 00 01 81 08 00 02 02 02 02 02 02 02 67")
     values = driver.refresh()
     assert values["UnitOn"] is False and values["PumpOn"] is False
     settings = driver.set_on(True)
@@ -328,12 +324,12 @@ def test_on_off_array_length_is_learned(make):
                                     "d5": False}
     sim.requests.clear()
     driver.set_on(True)
-    assert list(sim.requests) == [hx("CA 00 01 81 05 01 02 02 02 02 6F")]
+    assert list(sim.requests) == [bytes.fromhex("CA 00 01 81 05 01 02 02 02 02 6F")]
 
 
 def test_rte_serial_comm_off_silences_the_unit(make):
     sim, driver = make("RTE", driver_options={"timeout": 0.2, "retries": 0})
-    reply = sim.respond(hx("CA 00 01 81 08 02 02 02 02 02 02 02 00 67"))  # d8 = 0: make local
+    reply = sim.respond(bytes.fromhex("CA 00 01 81 08 02 02 02 02 02 02 02 00 67"))  # d8 = 0: make local
     assert protocol.decode_on_off("RTE", protocol.decode_frame(reply).data)["serial comm"] is False
     with pytest.raises(NoReply):
         driver.read_acknowledge()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 
 import pytest
 
@@ -15,7 +14,7 @@ from plantds.devices.cryomech.driver import (
     ModbusReplyError,
 )
 from plantds.devices.cryomech.simulator import CpaSimulator
-from plantds.server.testing import wait_for
+from plantds.server.testing import free_ports, wait_for
 from plantds.server.worker import Comm, IOWorker
 from pymodbus.framer.rtu import FramerRTU
 
@@ -351,10 +350,7 @@ def test_late_reply_is_a_timeout_and_never_answers_the_next_request(sim, drv):
 
 
 def test_nothing_listening_is_a_comm_error():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # free once closed: nothing listens there
-    drv = CpaDriver(f"tcp://127.0.0.1:{port}", timeout=0.5)
+    drv = CpaDriver(f"tcp://127.0.0.1:{free_ports(1)}", timeout=0.5)
     with pytest.raises(CommError, match="cannot"):
         drv.connect()
     drv.close()

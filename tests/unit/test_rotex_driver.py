@@ -8,7 +8,6 @@ request from 0x190 and a reply to the display always arrive around the driver's 
 from __future__ import annotations
 
 import itertools
-import time
 
 import pytest
 
