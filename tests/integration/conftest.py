@@ -149,8 +149,10 @@ class EventLog:
             return [event for received, event in self._events if received >= mark]
 
     def values_since(self, mark: float = 0.0) -> list:
-        """Values of the good events received since ``mark`` (errors left out)."""
-        return [e.attr_value.value for e in self.since(mark) if not e.err]
+        """Values of the events received since ``mark`` that carry one: errors, and INVALID
+        readings (None: right after Init, or stale on a loaded machine), left out."""
+        return [e.attr_value.value for e in self.since(mark)
+                if not e.err and e.attr_value.quality != tango.AttrQuality.ATTR_INVALID]
 
 
 class DemoPlant:
