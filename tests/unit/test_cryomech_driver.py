@@ -19,6 +19,7 @@ from plantds.server.worker import Comm, IOWorker
 from pymodbus.framer.rtu import FramerRTU
 
 FAST = {"start_s": 0.3, "stop_s": 0.3}
+REPLY_TIMEOUT_S = 2.0
 SWITCH = {"settle_s": 0.5, "poll_s": 0.05}
 
 
@@ -41,7 +42,9 @@ def make_driver():
     drivers: list[CpaDriver] = []
 
     def make(url: str, **kwargs) -> CpaDriver:
-        drv = CpaDriver(url, **{"timeout": 0.5, "retries": 0, **kwargs})
+        # A reply timeout a loaded machine does not reach by accident (tests of silence and of
+        # late replies go beyond it on purpose).
+        drv = CpaDriver(url, **{"timeout": REPLY_TIMEOUT_S, "retries": 0, **kwargs})
         drivers.append(drv)
         drv.connect()
         return drv
@@ -269,7 +272,7 @@ def test_running_compressor_builds_pressure_and_heats_up(make_sim, make_driver):
 
 
 def test_driver_under_the_io_worker_survives_an_outage(sim):
-    worker = IOWorker("cpa", CpaDriver(sim.url, timeout=0.3, retries=0), refresh_period_s=0.05)
+    worker = IOWorker("cpa", CpaDriver(sim.url, timeout=REPLY_TIMEOUT_S, retries=0), refresh_period_s=0.05)
     worker.start()
     try:
         wait_for(lambda: worker.comm is Comm.CONNECTED and worker.snapshot.values, what="first values")
@@ -304,7 +307,7 @@ def test_exception_reply_is_a_comm_error_with_a_clear_message(sim, drv, code, wo
 def test_busy_panel_is_not_taken_for_a_cpa2_panel(make_sim):
     sim = make_sim(cpa3=True)
     sim.set_exception(6)
-    drv = CpaDriver(sim.url, timeout=0.5)
+    drv = CpaDriver(sim.url, timeout=REPLY_TIMEOUT_S)
     with pytest.raises(ModbusReplyError, match="0x06 .*55 input registers"):
         drv.connect()
     sim.set_exception(None)
@@ -341,7 +344,7 @@ def test_dropped_connection_is_reported_then_reopened(sim, drv):
 
 
 def test_late_reply_is_a_timeout_and_never_answers_the_next_request(sim, drv):
-    sim.set_delay(0.8)
+    sim.set_delay(2 * REPLY_TIMEOUT_S)
     with pytest.raises(CommError, match="No response"):
         drv.refresh()
     sim.set_delay(0.0)
@@ -350,7 +353,7 @@ def test_late_reply_is_a_timeout_and_never_answers_the_next_request(sim, drv):
 
 
 def test_nothing_listening_is_a_comm_error():
-    drv = CpaDriver(f"tcp://127.0.0.1:{free_ports(1)}", timeout=0.5)
+    drv = CpaDriver(f"tcp://127.0.0.1:{free_ports(1)}", timeout=REPLY_TIMEOUT_S)
     with pytest.raises(CommError, match="cannot"):
         drv.connect()
     drv.close()
@@ -358,7 +361,7 @@ def test_nothing_listening_is_a_comm_error():
 
 def test_wrong_unit_behind_a_gateway(make_sim, make_driver):
     sim = make_sim(framer="rtu", unit_id=16)
-    drv = CpaDriver(f"rtu+tcp://127.0.0.1:{sim.port}", unit_id=3, timeout=0.5)
+    drv = CpaDriver(f"rtu+tcp://127.0.0.1:{sim.port}", unit_id=3, timeout=REPLY_TIMEOUT_S)
     with pytest.raises(ModbusReplyError, match="0x0B .*from unit 3"):
         drv.connect()
     drv.close()

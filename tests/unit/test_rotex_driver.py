@@ -28,6 +28,10 @@ MODEL = {"t_hs": 26.8, "t_dhw": 43.3, "t_ext": -5.0, "water_pressure": 1.85, "fl
          "mode_01": 3, "error": 0, "t_hc": 23.5, "t_hc_set": 34.0, "heat_slope": 0.5}
 
 _channels = itertools.count()
+# Reply timeouts: one a loaded machine does not reach by accident, and a short one for the tests
+# that make the heat pump silent on purpose (each silent request costs it, twice).
+REPLY_TIMEOUT_S = 1.0
+SILENCE_TIMEOUT_S = 0.2
 
 
 def start_sim(**options) -> HpsuSimulator:
@@ -56,7 +60,7 @@ def drivers():
     made: list[HpsuDriver] = []
 
     def make(url: str, **options) -> HpsuDriver:
-        settings = dict(commands=TRACKED, timeout=0.2, retries=1)
+        settings = dict(commands=TRACKED, timeout=REPLY_TIMEOUT_S, retries=1)
         settings.update(options)
         driver = HpsuDriver(url, **settings)
         made.append(driver)
@@ -187,7 +191,7 @@ def test_a_write_that_does_not_take_is_reported(sim, drivers):
 
 
 def test_an_unanswered_command_is_invalid_but_the_link_stays_up(sim, drivers):
-    driver = drivers(url_of(sim, "virtual"))
+    driver = drivers(url_of(sim, "virtual"), timeout=SILENCE_TIMEOUT_S)
     driver.connect()
     sim.mute("t_dhw")
     values = driver.refresh()
@@ -202,7 +206,7 @@ def test_an_unanswered_command_is_invalid_but_the_link_stays_up(sim, drivers):
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_silent_heat_pump_is_a_comm_error_then_recovers(sim, drivers, transport):
-    driver = drivers(url_of(sim, transport))
+    driver = drivers(url_of(sim, transport), timeout=SILENCE_TIMEOUT_S)
     driver.connect()
     sim.set_online(False)
     with pytest.raises(CommError, match="unanswered"):
@@ -230,7 +234,7 @@ def test_dropped_connection_is_a_comm_error_then_recovers(sim, drivers, transpor
 
 
 def test_worker_reports_lost_and_reconnects(sim, drivers):
-    driver = drivers(url_of(sim, "elm327"))
+    driver = drivers(url_of(sim, "elm327"), timeout=SILENCE_TIMEOUT_S)
     worker = IOWorker("heatpump", driver, refresh_period_s=0.05)
     worker.BACKOFF_START_S = 0.05
 
