@@ -22,6 +22,9 @@ from plantds.server.links import CommError
 from plantds.server.testing import wait_for
 
 SERIAL_MODE_HINT = "serial mode is enabled on the front panel"
+# Tests that make the chiller silent on purpose shorten the manual's 1 s timeout to stay fast,
+# but not so far that a loaded machine's late reply looks like silence.
+SILENCE_TIMEOUT_S = 0.5
 STATUS_KEYS = {"StatusFlags", "StatusSeverity", "StatusRaw", "Precision", "TemperatureUnit"}
 
 
@@ -147,7 +150,7 @@ def test_precision_change_between_read_and_write(make):
 
 
 def test_silence_on_connect_suggests_serial_mode(make):
-    sim, driver = make("RTE", driver_options={"timeout": 0.2, "retries": 1, "baudrate": 19200})
+    sim, driver = make("RTE", driver_options={"timeout": SILENCE_TIMEOUT_S, "retries": 1, "baudrate": 19200})
     sim.set_serial_mode(False)
     driver.close()
     with pytest.raises(NoReply, match=SERIAL_MODE_HINT) as info:
@@ -157,7 +160,7 @@ def test_silence_on_connect_suggests_serial_mode(make):
 
 
 def test_recovery_after_silence(make):
-    sim, driver = make("Polystat", driver_options={"timeout": 0.2, "retries": 1})
+    sim, driver = make("Polystat", driver_options={"timeout": SILENCE_TIMEOUT_S, "retries": 1})
     sim.set_serial_mode(False)
     with pytest.raises(NoReply, match=SERIAL_MODE_HINT):
         driver.refresh()
@@ -328,7 +331,7 @@ def test_on_off_array_length_is_learned(make):
 
 
 def test_rte_serial_comm_off_silences_the_unit(make):
-    sim, driver = make("RTE", driver_options={"timeout": 0.2, "retries": 0})
+    sim, driver = make("RTE", driver_options={"timeout": SILENCE_TIMEOUT_S, "retries": 0})
     reply = sim.respond(bytes.fromhex("CA 00 01 81 08 02 02 02 02 02 02 02 00 67"))  # d8 = 0: make local
     assert protocol.decode_on_off("RTE", protocol.decode_frame(reply).data)["serial comm"] is False
     with pytest.raises(NoReply):
@@ -381,7 +384,7 @@ def test_drivers_on_one_port_share_the_link_and_never_interleave(make):
 def test_pty_transport(make):
     sim, _ = make("ThermoFlex", setpoint=18.5)
     path = sim.open_pty()
-    driver = NcDriver(path, family="ThermoFlex", timeout=0.25, retries=2)
+    driver = NcDriver(path, family="ThermoFlex", timeout=SILENCE_TIMEOUT_S, retries=2)
     try:
         driver.connect()
         assert driver.refresh()["Setpoint"] == 18.5
