@@ -111,7 +111,10 @@ start_mariadb() {
     fi
     port=$(free_port)
     # --no-defaults: nothing from /etc/mysql (system socket, port, bind address) leaks in.
-    mariadbd --no-defaults --user="$user" --datadir="$DATADIR" \
+    # --tmpdir: its temporary tables stay in the state folder, out of a shared /tmp that other
+    # servers and clean-ups on the host also use (a table lost there fails the query).
+    mkdir -p "$STATE/tmp"
+    mariadbd --no-defaults --user="$user" --datadir="$DATADIR" --tmpdir="$STATE/tmp" \
         --bind-address=127.0.0.1 --port="$port" --socket="$SOCKET" \
         --pid-file="$MARIADB_PID" --log-error="$MARIADB_LOG" \
         --skip-name-resolve --skip-log-bin --innodb-buffer-pool-size=16M \
