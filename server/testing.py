@@ -71,7 +71,9 @@ def wait_for(
 ) -> T:
     """Call ``probe`` until ``until(probe())`` holds, and return that value.
 
-    "Not yet" is no failure: a false or None answer, and the exceptions in ``NOT_YET``, are
+    ``until`` defaults to truth, for a probe that is itself the condition; a probe of a value
+    that may be 0 or empty needs its own (e.g. ``lambda v: v is not None``). "Not yet" is no
+    failure: an answer ``until`` refuses (False, None) and the exceptions in ``NOT_YET`` are
     retried until ``timeout`` seconds have passed; then the AssertionError names ``what`` with the
     last value and the last exception seen. Deadlines are generous because a loaded CI machine
     can stall a process for seconds; a condition that holds returns at once.
