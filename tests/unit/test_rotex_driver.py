@@ -97,7 +97,9 @@ def test_refresh_matches_the_model_on_a_busy_bus(sim, drivers, transport):
                    and (t.sender, t.index) in indexes]
     assert len(false_zeros) >= len(TRACKED)
     assert any(t.sender == OTHER_CLIENT_ID and (t.target, t.index) in indexes for t in requests)
-    assert driver.counters.timeouts == 0
+    # Every value was read (a reply a starved simulator sends after the ELM327's short window is
+    # a timeout that the retry makes good: that is load, not the hazard).
+    assert driver.counters.failed_reads == 0
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
