@@ -28,6 +28,9 @@ PORT_FILE=$STATE/tango_host
 # tango.init_tac_tables(), so the database must be named "tango".
 SCHEMA=/usr/share/dbconfig-common/data/tango-db/install/mysql
 DATABASEDS=/usr/lib/tango/DataBaseds
+# apt-get that waits for the package system's locks (another install on the host) and uses sudo
+# when needed.
+APT_GET=$(dirname "$(readlink -f "$0")")/../scripts/apt-get
 DB_NAME=tango
 DB_USER=tango
 DB_PASSWORD=tango    # loopback-only throwaway server; the password guards nothing
@@ -50,11 +53,17 @@ cmd_install() {
     fi
     # No dbconfig run: tango-db must not create its schema in the system MariaDB; we load
     # the schema into our private server at start.
-    as_root debconf-set-selections <<'EOF'
+    # debconf's database is locked while another package installs: wait as apt-get does.
+    local deadline=$((SECONDS + 600))
+    until as_root debconf-set-selections <<'EOF'
 tango-db tango-db/dbconfig-install boolean false
 tango-common tango-common/tango-host string 127.0.0.1:10000
 EOF
-    as_root apt-get -o DPkg::Lock::Timeout=600 update
+    do
+        [ "$SECONDS" -lt "$deadline" ] || die "debconf-set-selections failed for 10 minutes"
+        sleep 5
+    done
+    "$APT_GET" update
     # Keep the packages' own services (system MariaDB on 3306, DataBaseds on 10000) from being
     # started by their install scripts: we run private, loopback-only servers instead.
     local policy=/usr/sbin/policy-rc.d added=""
@@ -64,9 +73,7 @@ EOF
         added=1
     fi
     local status=0
-    as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends \
-        tango-db tango-accesscontrol mariadb-server || status=$?
+    "$APT_GET" install -y --no-install-recommends tango-db tango-accesscontrol mariadb-server || status=$?
     [ -z "$added" ] || as_root rm -f "$policy"
     return "$status"
 }
@@ -105,7 +112,10 @@ start_mariadb() {
     fi
     port=$(free_port)
     # --no-defaults: nothing from /etc/mysql (system socket, port, bind address) leaks in.
-    mariadbd --no-defaults --user="$user" --datadir="$DATADIR" \
+    # --tmpdir: its temporary tables stay in the state folder, out of a shared /tmp that other
+    # servers and clean-ups on the host also use (a table lost there fails the query).
+    mkdir -p "$STATE/tmp"
+    mariadbd --no-defaults --user="$user" --datadir="$DATADIR" --tmpdir="$STATE/tmp" \
         --bind-address=127.0.0.1 --port="$port" --socket="$SOCKET" \
         --pid-file="$MARIADB_PID" --log-error="$MARIADB_LOG" \
         --skip-name-resolve --skip-log-bin --innodb-buffer-pool-size=16M \

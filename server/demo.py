@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -24,11 +25,12 @@ from . import config
 from .processes import LOOPBACK_NAMES, embedded_database, parse_tango_host, plantds_server
 
 DEFAULT_TANGO_HOST = "127.0.0.1:10000"
-# The simulators' ports, as written in db/demo.json.
-CPA_PORT, CHILLER_PORT, SOCKETCAND_PORT, ELM327_PORT = 15020, 15021, 15022, 15023
 # The demo plant's configuration (dsconfig); with --archive, db/archiving.json is applied too.
 CONFIG_FILES = ("demo.json",)
 HISTORY_EXAMPLE = "plant/compressor/1/CoolantInTemperature plant/heatpump/1/t_hs --since 5m"
+# db/demo.json's Urls name the simulators at 15020-15023 (compressor, chiller, socketcand, ELM327).
+DEFAULT_SIMULATOR_PORT = 15020
+SIMULATOR_PORTS = 4
 
 
 def demo_devices(demo_json: Path) -> dict[str, str]:
@@ -41,20 +43,48 @@ def demo_devices(demo_json: Path) -> dict[str, str]:
     }
 
 
-def simulators() -> list:
-    """The simulators serving the URLs written in db/demo.json (ports fixed there)."""
+def simulators(first_port: int = DEFAULT_SIMULATOR_PORT) -> list:
+    """The simulators serving the demo's instrument URLs, on ``first_port`` and the three after it
+    (db/demo.json's own ports by default)."""
     from ..devices.coleparmer.simulator import ChillerSimulator
     from ..devices.cryomech.simulator import CpaSimulator
     from ..devices.rotex.simulator import HpsuSimulator
 
     return [
-        CpaSimulator(port=CPA_PORT),
-        ChillerSimulator(family="Polystat", port=CHILLER_PORT, precision=0.1),
+        CpaSimulator(port=first_port),
+        ChillerSimulator(family="Polystat", port=first_port + 1, precision=0.1),
         # The heat pump's bus through both gateways (socketcand for the demo device, ELM327 to
         # try the other transport), with the RoCon display and another client polling it.
-        HpsuSimulator(socketcand_port=SOCKETCAND_PORT, elm_port=ELM327_PORT,
-                      background_rate_hz=5.0),
+        HpsuSimulator(socketcand_port=first_port + 2, elm_port=first_port + 3, background_rate_hz=5.0),
     ]
+
+
+def config_files(folder: Path, first_port: int = DEFAULT_SIMULATOR_PORT) -> list[Path]:
+    """The files the demo loads, in order, for simulators from ``first_port`` on: the shipped
+    ones, with a copy of demo.json in ``folder`` whose Urls name the moved ports if they moved."""
+    files = [config.bundled(name) for name in CONFIG_FILES]
+    if first_port != DEFAULT_SIMULATOR_PORT:
+        moved = folder / "demo.json"
+        moved.write_text(json.dumps(_move_urls(json.loads(files[0].read_text()), first_port), indent=4))
+        files[0] = moved
+    return files
+
+
+def _move_urls(demo: dict, first_port: int) -> dict:
+    """``demo`` (db/demo.json's content) with every loopback simulator port in a Url moved."""
+
+    def move(match: re.Match) -> str:
+        port = int(match[1])
+        if DEFAULT_SIMULATOR_PORT <= port < DEFAULT_SIMULATOR_PORT + SIMULATOR_PORTS:
+            port += first_port - DEFAULT_SIMULATOR_PORT
+        return f"127.0.0.1:{port}"
+
+    for classes in demo["servers"]["PlantDS"].values():
+        for devices in classes.values():
+            for device in devices.values():
+                urls = device.get("properties", {}).get("Url", [])
+                urls[:] = [re.sub(r"127\.0\.0\.1:(\d+)", move, url) for url in urls]
+    return demo
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,15 +98,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alarms", action="store_true",
                         help="also load db/alarms.json and run PANIC's PyAlarm for it (extra [alarms])")
 
+    parser.add_argument(
+        "--port-base", type=int, default=None, metavar="N",
+        help=f"open every port from N on: the Tango DB at 127.0.0.1:N (instead of $TANGO_HOST) and "
+             f"the simulators at N+1..N+{SIMULATOR_PORTS} (instead of {DEFAULT_SIMULATOR_PORT}-"
+             f"{DEFAULT_SIMULATOR_PORT + SIMULATOR_PORTS - 1}), so that demos do not collide",
+    )
+
 
 def run(args: argparse.Namespace) -> int:
-    tango_host = os.environ.get("TANGO_HOST") or DEFAULT_TANGO_HOST
-    _check_ports(tango_host)
+    if args.port_base is None:
+        tango_host = os.environ.get("TANGO_HOST") or DEFAULT_TANGO_HOST
+        first_port = DEFAULT_SIMULATOR_PORT
+    elif not 1 <= args.port_base <= 65535 - SIMULATOR_PORTS:
+        print(f"plantds demo: --port-base {args.port_base} is not a port from 1 to "
+              f"{65535 - SIMULATOR_PORTS}", file=sys.stderr)
+        return 2
+    else:
+        tango_host, first_port = f"127.0.0.1:{args.port_base}", args.port_base + 1
+    _check_ports(tango_host, first_port)
     os.environ["TANGO_HOST"] = tango_host
     state: Path = args.state_dir
     state.mkdir(parents=True, exist_ok=True)
-    demo_json = config.bundled("demo.json")
-    devices = demo_devices(demo_json)
+    devices = demo_devices(config.bundled("demo.json"))
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -85,10 +129,10 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         print(f"Starting the embedded Tango database at {tango_host} ({state / 'tango_database.db'})", flush=True)
         stack.enter_context(embedded_database(tango_host, state / "tango_database.db", state / "databaseds.log"))
-        for name in CONFIG_FILES:
-            config.load(config.bundled(name), tango_host)
-            print(f"Loaded {config.bundled(name)} with dsconfig", flush=True)
-        for sim in simulators():
+        for path in config_files(state, first_port):
+            config.load(path, tango_host)
+            print(f"Loaded {path} with dsconfig", flush=True)
+        for sim in simulators(first_port):
             stack.enter_context(sim)
             print(f"Simulator running: {type(sim).__name__} at {sim.url}", flush=True)
         print("Starting PlantDS/demo ...", flush=True)
@@ -112,14 +156,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_ports(tango_host: str) -> None:
+def _check_ports(tango_host: str, first_port: int) -> None:
     """Refuse to start, in one line, on a TANGO_HOST that is not loopback or a port in use."""
     host, port = parse_tango_host(tango_host)
     if host not in LOOPBACK_NAMES:
         raise ValueError(f"the demo plant runs on loopback only; TANGO_HOST {tango_host} is not "
                          f"(unset it for {DEFAULT_TANGO_HOST})")
     busy = []
-    for number in (port, CPA_PORT, CHILLER_PORT, SOCKETCAND_PORT, ELM327_PORT):
+    for number in (port, *range(first_port, first_port + SIMULATOR_PORTS)):
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", number))
@@ -127,7 +171,7 @@ def _check_ports(tango_host: str) -> None:
                 busy.append(str(number))
     if busy:
         raise OSError(f"port(s) {', '.join(busy)} on 127.0.0.1 already in use (another demo "
-                      "plant?): stop what uses them, or set TANGO_HOST to a free port")
+                      "plant?): stop what uses them, or choose other ports with --port-base N")
 
 
 def _start_archiving(stack: contextlib.ExitStack, state: Path, tango_host: str) -> None:

@@ -77,7 +77,7 @@ def embedded_database(tango_host: str, sqlite_file: Path | str, log: Path | None
         env=env, stdout=out, stderr=subprocess.STDOUT,
     )
     try:
-        _wait(lambda: tango.Database(host, port).get_info(), 30, "PyDatabaseds", proc, log)
+        _wait(lambda: tango.Database(host, port).get_info(), 60, "PyDatabaseds", proc, log)
         yield tango_host
     finally:
         stop_process(proc)

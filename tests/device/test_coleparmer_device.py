@@ -23,10 +23,6 @@ POLY, RTE, MERLIN, MERLIN_RO, FAHRENHEIT = (
 )
 
 
-def hx(text: str) -> bytes:
-    return bytes.fromhex(text)
-
-
 def set_frames(sim: ChillerSimulator, command: int = SET_SETPOINT) -> list[bytes]:
     return [r for r in sim.requests if r[3] == command]
 
@@ -147,7 +143,7 @@ def test_setpoint_write_puts_the_manuals_bytes_on_the_wire(chillers, sims, preci
     wait_for(lambda: d.Precision == precision, what=f"precision {precision} seen by the device")
     sim.requests.clear()
     d.Setpoint = value
-    assert set_frames(sim) == [hx(frame)]
+    assert set_frames(sim) == [bytes.fromhex(frame)]
     # the job completes only after the refresh that follows it: the echo is read back at once
     assert d.Setpoint == value and sim.value("Setpoint") == value
 
@@ -156,7 +152,7 @@ def test_set_setpoint_command_takes_the_same_path(chillers, sims):
     d, sim = chillers[POLY], sims["poly"]
     sim.requests.clear()
     assert d.SetSetpoint(25.0) == 25.0
-    assert set_frames(sim) == [hx("CA 00 01 F0 02 00 FA 12")]
+    assert set_frames(sim) == [bytes.fromhex("CA 00 01 F0 02 00 FA 12")]
     assert d.Setpoint == 25.0
 
 
@@ -239,7 +235,7 @@ def test_off_and_on(chillers, sims):
     d.Off()
     # the reply to Set On/Off is in the snapshot before the command returns
     assert d.state() == DevState.OFF and "Chiller stopped" in d.status()
-    assert hx("CA 00 01 81 08 00 02 02 02 02 02 02 02 67") in sim.requests
+    assert bytes.fromhex("CA 00 01 81 08 00 02 02 02 02 02 02 02 67") in sim.requests
     assert d.UnitOn is False and d.LastCommandResult == "Off: done: chiller reports unit off"
     wait_for(lambda: d.PumpOn is False, what="the pump off at the next status read")
     d.On()

@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 import tango
 
-from plantds.server.demo import demo_devices
 from plantds.server.config import bundled
-from plantds.server.testing import wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from plantds.server.demo import SIMULATOR_PORTS, demo_devices
+from plantds.server.testing import free_ports, wait_for
 
 
 def _children_alive(tango_host: str) -> bool:
@@ -32,18 +23,21 @@ def _children_alive(tango_host: str) -> bool:
 
 @pytest.fixture
 def demo(tmp_path):
-    tango_host = f"127.0.0.1:{free_port()}"
-    env = dict(os.environ, TANGO_HOST=tango_host)
+    # Every port the demo opens moved to free ones: another demo, or the integration tests, may
+    # run on this host meanwhile. TANGO_HOST names another DB: --port-base must win over it.
+    base = free_ports(1 + SIMULATOR_PORTS)
+    env = dict(os.environ, TANGO_HOST="127.0.0.1:1")
     log = tmp_path / "demo.out"
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "plantds.server.cli", "demo", "--state-dir", str(tmp_path / "state")],
+            [sys.executable, "-m", "plantds.server.cli", "demo", "--state-dir", str(tmp_path / "state"),
+             "--port-base", str(base)],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     try:
-        wait_for(lambda: "Ready." in log.read_text() or proc.poll() is not None, timeout=90, what="demo ready")
+        wait_for(lambda: "Ready." in log.read_text() or proc.poll() is not None, timeout=120, what="demo ready")
         assert proc.poll() is None, log.read_text()
-        yield tango_host, proc, log
+        yield base, proc, log
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -54,7 +48,8 @@ def demo(tmp_path):
 
 
 def test_demo_serves_live_devices_and_stops_everything_on_ctrl_c(demo):
-    tango_host, proc, log = demo
+    base, proc, log = demo
+    tango_host = f"127.0.0.1:{base}"
     banner = log.read_text()
     assert f"TANGO_HOST={tango_host}" in banner
     devices = demo_devices(bundled("demo.json"))
@@ -65,19 +60,18 @@ def test_demo_serves_live_devices_and_stops_everything_on_ctrl_c(demo):
         wait_for(lambda: proxy.state() not in (tango.DevState.INIT, tango.DevState.UNKNOWN), what=f"{name} live")
 
     cpa = tango.DeviceProxy(f"tango://{tango_host}/plant/compressor/1")
-    first = cpa.read_attribute("HighPressure")
-    assert first.quality == tango.AttrQuality.ATTR_VALID
+    first = wait_for(lambda: cpa.read_attribute("HighPressure"),
+                     lambda reading: reading.quality == tango.AttrQuality.ATTR_VALID, what="HighPressure valid")
     # configuration came from db/demo.json through dsconfig
     assert cpa.get_attribute_config("HighPressure").label == "High pressure"
-    assert cpa.get_property("Url")["Url"][0] == "tcp://127.0.0.1:15020"
+    assert cpa.get_property("Url")["Url"][0] == f"tcp://127.0.0.1:{base + 1}"  # moved with the port base
     # live: the acquisition time moves on
     wait_for(lambda: cpa.read_attribute("HighPressure").time.totime() > first.time.totime(), what="fresh values")
 
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(30) == 0
+    assert proc.wait(60) == 0
     assert "Demo stopped." in log.read_text()
-    time.sleep(0.5)
-    assert not _children_alive(tango_host)
+    wait_for(lambda: not _children_alive(tango_host), what="the demo's Tango DB gone")
     with pytest.raises(tango.DevFailed):
         host, port = tango_host.split(":")
         tango.Database(host, int(port)).get_info()

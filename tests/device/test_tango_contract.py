@@ -59,7 +59,9 @@ def plant(tango_host, sims, server_logs):
                              "Timeout": 0.5, "Retries": 1}),
     }
     attribute_properties = {CHILLER: {"InternalTemperature": {"abs_change": ["0.01"]}}}
-    with run_plantds(tango_host, devices, server_logs, attribute_properties) as proxies:
+    with run_plantds(tango_host, devices, server_logs, attribute_properties):
+        # Fresh proxies with PyTango's defaults (the harness's own have a generous timeout).
+        proxies = {name: tango.DeviceProxy(name) for name in devices}
         for name, proxy in proxies.items():
             assert proxy.get_timeout_millis() == DEFAULT_TIMEOUT_MS
             wait_for(lambda p=proxy: p.state() not in (DevState.INIT, DevState.UNKNOWN),

@@ -8,8 +8,10 @@ enable it.
 One database serves the whole session: ``deploy/tangodb.sh start`` brings it up on a free
 loopback port with its state in a pytest temporary folder, and ``stop`` always takes it down.
 On it runs the demo plant exactly as a site runs its own: ``plantds config load`` of the
-shipped files (devices, then archiving), the instruments (here the demo's simulators, on the
-ports written in ``db/demo.json``) and the ``PlantDS demo`` server process.
+shipped files (devices, then archiving), the instruments (here the demo's simulators) and the
+``PlantDS demo`` server process. The simulators run on free loopback ports, and the loaded
+demo.json is the shipped one with its Urls moved there (as ``plantds demo --port-base`` does), so
+a demo or another test run on the same host never collides with this one.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import tango
 from plantds.devices.cryomech.simulator import CpaSimulator
 from plantds.server import archiving, config, demo
 from plantds.server.processes import plantds_server
-from plantds.server.testing import wait_for
+from plantds.server.testing import client_proxy, free_ports, wait_for
 
 TANGODB_SH = Path(__file__).resolve().parents[2] / "deploy" / "tangodb.sh"
 ENABLE_HINT = "set PLANTDS_REAL_DB=1 or pass --real-db (needs `deploy/tangodb.sh install` once)"
@@ -146,8 +148,10 @@ class EventLog:
             return [event for received, event in self._events if received >= mark]
 
     def values_since(self, mark: float = 0.0) -> list:
-        """Values of the good events received since ``mark`` (errors left out)."""
-        return [e.attr_value.value for e in self.since(mark) if not e.err]
+        """Values of the events received since ``mark`` that carry one: errors, and INVALID
+        readings (None: right after Init, or stale on a loaded machine), left out."""
+        return [e.attr_value.value for e in self.since(mark)
+                if not e.err and e.attr_value.quality != tango.AttrQuality.ATTR_INVALID]
 
 
 class DemoPlant:
@@ -157,6 +161,9 @@ class DemoPlant:
         self.tango_host = tango_host
         self.workdir = workdir
         self.devices = demo.demo_devices(config.bundled("demo.json"))
+        self.first_simulator_port = free_ports(demo.SIMULATOR_PORTS)
+        # What the session loads: the shipped files, demo.json with its Urls on those ports.
+        self.config_files = demo.config_files(workdir, self.first_simulator_port)
         self.simulators: list = []
         self._proxies: dict[str, tango.DeviceProxy] = {}
         self._stack = contextlib.ExitStack()
@@ -168,9 +175,9 @@ class DemoPlant:
 
     def load_shipped_config(self) -> None:
         """``plantds config load`` of every file the demo loads, in its order."""
-        for name in demo.CONFIG_FILES:
-            done = self.config("load", str(config.bundled(name)))
-            assert done.returncode == 0, f"plantds config load {name} failed:\n{done.stdout}{done.stderr}"
+        for path in self.config_files:
+            done = self.config("load", str(path))
+            assert done.returncode == 0, f"plantds config load {path} failed:\n{done.stdout}{done.stderr}"
 
     def archived(self) -> list[ArchivedAttribute]:
         """What db/archiving.json archives (``plantds archive apply``), with this TANGO_HOST."""
@@ -179,7 +186,7 @@ class DemoPlant:
 
     # -- processes -------------------------------------------------------------------------
     def start(self) -> None:
-        for sim in demo.simulators():
+        for sim in demo.simulators(self.first_simulator_port):
             self.simulators.append(self._stack.enter_context(sim))
         self.start_server()
 
@@ -208,7 +215,7 @@ class DemoPlant:
         """The device's Init command (Jive's *Init*): it reads its properties and its attributes'
         configuration from the DB again."""
         self.proxy(name).Init()
-        wait_for(lambda: self.proxy(name).state() not in NOT_READY, timeout=20, what=f"{name} ready after Init")
+        wait_for(lambda: self.proxy(name).state() not in NOT_READY, what=f"{name} ready after Init")
 
     def attribute_properties(self, name: str) -> dict[str, dict[str, list[str]]]:
         """Every attribute property the DB holds for device ``name``: attribute → key → value."""
@@ -224,17 +231,17 @@ class DemoPlant:
         refresh (many commands on a busy bus) can end after the first polling cycle."""
         for name in self.devices:
             proxy = self.proxy(name)
-            wait_for(lambda: proxy.state() not in NOT_READY, timeout=30, what=f"{name} reaching its instrument")
-            wait_for(lambda: proxy.read_attribute("State").value not in NOT_READY, timeout=30,
+            wait_for(lambda: proxy.state() not in NOT_READY, timeout=60, what=f"{name} reaching its instrument")
+            wait_for(lambda: proxy.read_attribute("State").value not in NOT_READY, timeout=60,
                      what=f"{name}: polled State")
             archived = [e.attribute for e in self.archived() if e.device == name]
             wait_for(lambda: all(proxy.read_attribute(a).quality != tango.AttrQuality.ATTR_INVALID
-                                 for a in archived), timeout=30, what=f"{name}: polled values valid")
+                                 for a in archived), timeout=60, what=f"{name}: polled values valid")
 
     # -- access ----------------------------------------------------------------------------
     def proxy(self, name: str) -> tango.DeviceProxy:
         if name not in self._proxies:
-            self._proxies[name] = tango.DeviceProxy(f"tango://{self.tango_host}/{name}")
+            self._proxies[name] = client_proxy(f"tango://{self.tango_host}/{name}")
         return self._proxies[name]
 
     def simulator(self, cls: type):

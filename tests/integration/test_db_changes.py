@@ -12,8 +12,7 @@ import pytest
 import tango
 from tango import AttrQuality, DevState
 
-from plantds.server import config, demo
-from plantds.server.testing import wait_for
+from plantds.server.testing import valid_value, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +37,11 @@ def quality(proxy: tango.DeviceProxy, attribute: str) -> AttrQuality:
     return proxy.read_attribute(attribute).quality
 
 
+def steady_value(proxy: tango.DeviceProxy) -> float:
+    """The idle compressor's STEADY value, once valid (a loaded machine can leave it stale)."""
+    return wait_for(lambda: valid_value(proxy, STEADY), lambda v: v is not None, what=f"{STEADY} valid")
+
+
 def limits(proxy: tango.DeviceProxy, attribute: str) -> dict[str, str]:
     alarms = proxy.get_attribute_config(attribute).alarms
     return {key: getattr(alarms, key) for key in LIMITS}
@@ -45,8 +49,7 @@ def limits(proxy: tango.DeviceProxy, attribute: str) -> dict[str, str]:
 
 def test_alarm_and_warning_limits_come_from_the_db_at_init(shipped_config, compressor):
     plant, (cpa, _) = shipped_config, compressor
-    value = cpa.read_attribute(STEADY).value
-    assert quality(cpa, STEADY) == AttrQuality.ATTR_VALID
+    value = steady_value(cpa)
     db = tango.Database()
 
     db.put_device_attribute_property(COMPRESSOR, {STEADY: {"max_alarm": [str(value - 1)]}})
@@ -87,7 +90,7 @@ def test_alarm_and_warning_limits_come_from_the_db_at_init(shipped_config, compr
 def test_jive_attribute_config_applies_at_once_and_survives_a_restart(shipped_config, compressor):
     """Jive's attribute editor writes through the running device, which stores it in the DB."""
     plant, (cpa, _) = shipped_config, compressor
-    value = cpa.read_attribute(STEADY).value
+    value = steady_value(cpa)
     cfg = cpa.get_attribute_config(STEADY)
     cfg.alarms.max_alarm = str(value - 1)
     cpa.set_attribute_config(cfg)
@@ -169,9 +172,11 @@ def test_unit_change_applies_at_init_to_values_and_limits(shipped_config, compre
                 assert after[key] == NOT_SPECIFIED, (name, key)
             else:
                 assert float(after[key]) == pytest.approx(convert(float(before[name][key])), abs=0.1), (name, key)
-        # The simulator's model is in degC and bar; the device shows the panel up to a cycle late.
+        # The simulator's model is in degC and bar; the device shows the panel up to a cycle late,
+        # and right after Init the value is INVALID (None) until the first refresh.
         wait_for(
-            lambda: abs(cpa.read_attribute(name).value - convert(sim.values()[name])) < 0.5,
+            lambda: valid_value(cpa, name),
+            lambda value: abs(value - convert(sim.values()[name])) < 0.5,
             what=f"{name} in {unit}",
         )
     assert plant.attribute_properties(COMPRESSOR) == site_config
@@ -197,8 +202,8 @@ def test_start_and_init_leave_the_site_configuration_as_loaded(shipped_config):
     for device in plant.devices:
         plant.init_device(device)
         assert plant.attribute_properties(device) == loaded[device], f"{device}, after Init"
-    for name in demo.CONFIG_FILES:
-        diff = plant.config("diff", str(config.bundled(name)))
+    for path in plant.config_files:
+        diff = plant.config("diff", str(path))
         assert "the DB already matches" in diff.stdout, diff.stdout + diff.stderr
 
 

@@ -13,10 +13,10 @@ from plantds.server import config, demo
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("name", demo.CONFIG_FILES)
-def test_loaded_files_match_the_db(demo_plant, name):
+@pytest.mark.parametrize("index", range(len(demo.CONFIG_FILES)), ids=demo.CONFIG_FILES)
+def test_loaded_files_match_the_db(demo_plant, index):
     # The session loaded every file with `plantds config load`: diffing now finds nothing.
-    diff = demo_plant.config("diff", str(config.bundled(name)))
+    diff = demo_plant.config("diff", str(demo_plant.config_files[index]))
     assert diff.returncode == 0, diff.stderr
     assert "the DB already matches" in diff.stdout, diff.stdout
 
@@ -24,7 +24,7 @@ def test_loaded_files_match_the_db(demo_plant, name):
 def test_diff_reports_what_an_operator_changed(shipped_config):
     device = "plant/compressor/1"
     tango.Database().put_device_property(device, {"RefreshPeriod": ["5000"]})
-    diff = shipped_config.config("diff", str(config.bundled("demo.json")))
+    diff = shipped_config.config("diff", str(shipped_config.config_files[0]))
     assert diff.returncode == 0, diff.stderr
     assert "changes pending" in diff.stdout
     # json2tango names the device and the property it would set back, with the file's value.
@@ -65,7 +65,7 @@ def test_site_template_loads_into_a_fresh_facility_db(fresh_tango_db, config_too
 def test_load_keeps_json2tango_backup_only_where_asked(shipped_config, config_tool, tmp_path):
     """json2tango saves the DB's previous state on every write: ``plantds config load`` leaves
     nothing in TMPDIR, and keeps that file in ``--backup-dir`` when given."""
-    device, demo_json = "plant/compressor/1", str(config.bundled("demo.json"))
+    device, demo_json = "plant/compressor/1", str(shipped_config.config_files[0])
     host, backups = shipped_config.tango_host, tmp_path / "backups"
     db = tango.Database()
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ import tango
 from websockets.sync.client import connect
 
 from plantds.server.processes import stop_process
-from plantds.server.testing import wait_for
+from plantds.server.testing import free_ports, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -42,20 +41,14 @@ class TangoGQL:
         return answer["data"]
 
     def socket(self):
-        return connect(f"ws://127.0.0.1:{self.port}/socket", subprotocols=["graphql-ws"], open_timeout=10)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return connect(f"ws://127.0.0.1:{self.port}/socket", subprotocols=["graphql-ws"], open_timeout=60)
 
 
 @pytest.fixture(scope="module")
 def tangogql(demo_plant, tmp_path_factory) -> Iterator[TangoGQL]:
     """``uvicorn tangogql.main:app`` on loopback, as a facility runs it, minus the log-in."""
     workdir = tmp_path_factory.mktemp("tangogql")  # it would read a config.json from its cwd
-    port = free_port()
+    port = free_ports(1)
     env = {**os.environ, "TANGO_HOST": demo_plant.tango_host, "TANGOGQL_NO_AUTH": "true"}
     with open(workdir / "uvicorn.log", "wb") as log:
         proc = subprocess.Popen(
@@ -72,7 +65,7 @@ def tangogql(demo_plant, tmp_path_factory) -> Iterator[TangoGQL]:
             return False
 
     try:
-        wait_for(answers, timeout=30, what="TangoGQL answering")
+        wait_for(answers, timeout=60, what="TangoGQL answering")
         yield gql
     finally:
         stop_process(proc)
@@ -107,12 +100,12 @@ def test_command_through_a_mutation_shows_in_the_dashboard_subscription(tangogql
     cpa, _ = compressor
     with tangogql.socket() as ws:
         ws.send(json.dumps({"type": "connection_init", "payload": {}}))
-        assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
+        assert json.loads(ws.recv(timeout=60))["type"] == "connection_ack"
         ws.send(json.dumps({"type": "start", "id": "1", "payload": {"query": (
             f'subscription {{ attributes(fullNames: ["{COMPRESSOR}/State"]) {{ device attribute value quality }} }}'
         )}}))
 
-        def states_until(wanted: str, timeout: float = 20.0) -> list[str]:
+        def states_until(wanted: str, timeout: float = 60.0) -> list[str]:
             seen, deadline = [], time.monotonic() + timeout
             while wanted not in seen:
                 frame = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))

@@ -19,8 +19,12 @@ from plantds.devices.coleparmer.driver import (
 from plantds.devices.coleparmer.simulator import ChillerSimulator, add_arguments
 from plantds.server import errors
 from plantds.server.links import CommError
+from plantds.server.testing import wait_for
 
 SERIAL_MODE_HINT = "serial mode is enabled on the front panel"
+# Tests that make the chiller silent on purpose shorten the manual's 1 s timeout to stay fast,
+# but not so far that a loaded machine's late reply looks like silence.
+SILENCE_TIMEOUT_S = 0.5
 STATUS_KEYS = {"StatusFlags", "StatusSeverity", "StatusRaw", "Precision", "TemperatureUnit"}
 
 
@@ -53,10 +57,6 @@ def make():
         sim.stop()
 
 
-def hx(text: str) -> bytes:
-    return bytes.fromhex(text)
-
-
 @pytest.mark.parametrize("family", sorted(protocol.FAMILIES))
 def test_refresh_reports_the_family_attributes(make, family):
     sim, driver = make(family, setpoint=35.0)
@@ -83,21 +83,21 @@ def test_refresh_reports_the_family_attributes(make, family):
 def test_setpoint_write_sends_the_manuals_bytes(make, precision, value, frame):
     sim, driver = make("Polystat", precision=precision)
     assert driver.write("Setpoint", value) == value
-    assert hx(frame) in sim.requests
+    assert bytes.fromhex(frame) in sim.requests
     assert sim.value("Setpoint") == value
 
 
 def test_low_limit_write_bytes(make):
     sim, driver = make("RTE")
     driver.write("LowTemperatureWarning", -5.0)
-    assert sim.requests[-1] == hx("CA 00 01 C0 02 FF CE 6F")
+    assert sim.requests[-1] == bytes.fromhex("CA 00 01 C0 02 FF CE 6F")
 
 
 def test_write_reads_the_precision_first(make):
     sim, driver = make("Polystat", precision=0.01)
     sim.requests.clear()
     driver.write("Setpoint", 30.0)
-    assert list(sim.requests) == [hx("CA 00 01 70 00 8E"), protocol.set_request(0xF0, 30.0, 2)]
+    assert list(sim.requests) == [bytes.fromhex("CA 00 01 70 00 8E"), protocol.set_request(0xF0, 30.0, 2)]
 
 
 def test_write_uses_each_parameters_precision(make):
@@ -157,7 +157,7 @@ def test_precision_changed_earlier_is_read_before_the_write(make):
 
 
 def test_silence_on_connect_suggests_serial_mode(make):
-    sim, driver = make("RTE", driver_options={"timeout": 0.2, "retries": 1, "baudrate": 19200})
+    sim, driver = make("RTE", driver_options={"timeout": SILENCE_TIMEOUT_S, "retries": 1, "baudrate": 19200})
     sim.set_serial_mode(False)
     driver.close()
     with pytest.raises(NoReply, match=SERIAL_MODE_HINT) as info:
@@ -167,7 +167,7 @@ def test_silence_on_connect_suggests_serial_mode(make):
 
 
 def test_recovery_after_silence(make):
-    sim, driver = make("Polystat", driver_options={"timeout": 0.2, "retries": 1})
+    sim, driver = make("Polystat", driver_options={"timeout": SILENCE_TIMEOUT_S, "retries": 1})
     sim.set_serial_mode(False)
     with pytest.raises(NoReply, match=SERIAL_MODE_HINT):
         driver.refresh()
@@ -293,7 +293,7 @@ def test_slow_values_are_reread_when_the_period_elapses(make):
 def test_on_off_and_status(make):
     sim, driver = make("RTE")
     assert driver.set_on(False)["unit on"] is False
-    assert sim.requests[-1] == hx("CA 00 01 81 08 00 02 02 02 02 02 02 02 67")
+    assert sim.requests[-1] == bytes.fromhex("CA 00 01 81 08 00 02 02 02 02 02 02 02 67")
     values = driver.refresh()
     assert values["UnitOn"] is False and values["PumpOn"] is False
     settings = driver.set_on(True)
@@ -349,12 +349,12 @@ def test_on_off_array_length_is_learned(make):
                                     "d5": False}
     sim.requests.clear()
     driver.set_on(True)
-    assert list(sim.requests) == [hx("CA 00 01 81 05 01 02 02 02 02 6F")]
+    assert list(sim.requests) == [bytes.fromhex("CA 00 01 81 05 01 02 02 02 02 6F")]
 
 
 def test_rte_serial_comm_off_silences_the_unit(make):
-    sim, driver = make("RTE", driver_options={"timeout": 0.2, "retries": 0})
-    reply = sim.respond(hx("CA 00 01 81 08 02 02 02 02 02 02 02 00 67"))  # d8 = 0: make local
+    sim, driver = make("RTE", driver_options={"timeout": SILENCE_TIMEOUT_S, "retries": 0})
+    reply = sim.respond(bytes.fromhex("CA 00 01 81 08 02 02 02 02 02 02 02 00 67"))  # d8 = 0: make local
     assert protocol.decode_on_off("RTE", protocol.decode_frame(reply).data)["serial comm"] is False
     with pytest.raises(NoReply):
         driver.read_acknowledge()
@@ -406,7 +406,7 @@ def test_drivers_on_one_port_share_the_link_and_never_interleave(make):
 def test_pty_transport(make):
     sim, _ = make("ThermoFlex", setpoint=18.5)
     path = sim.open_pty()
-    driver = NcDriver(path, family="ThermoFlex", timeout=0.25, retries=2)
+    driver = NcDriver(path, family="ThermoFlex", timeout=SILENCE_TIMEOUT_S, retries=2)
     try:
         driver.connect()
         assert driver.refresh()["Setpoint"] == 18.5
@@ -425,20 +425,17 @@ def test_paced_replies(make):
     sim, driver = make("Polystat", baudrate=2400)
     start = time.monotonic()
     assert driver.read("Setpoint").value == 20.0
+    # A lower bound only: a loaded machine can make the reply later, never earlier.
     assert time.monotonic() - start >= 8 * 10 / 2400  # 9 bytes: 8 byte times after the first
 
 
 def test_bath_follows_the_setpoint(make):
     sim, driver = make("Polystat", setpoint=20.0, time_constant_s=0.2)
     driver.write("Setpoint", 40.0)
-    deadline = time.monotonic() + 5.0
-    while driver.read("InternalTemperature").value < 39.9:
-        assert time.monotonic() < deadline, "the bath did not reach the set point"
-        time.sleep(0.05)
+    internal = lambda: driver.read("InternalTemperature").value  # noqa: E731
+    wait_for(internal, lambda t: t >= 39.9, what="the bath reaching the set point")
     driver.set_on(False)
-    while driver.read("InternalTemperature").value > 22.1:  # back to ambient when stopped
-        assert time.monotonic() < deadline, "the bath did not cool to ambient"
-        time.sleep(0.05)
+    wait_for(internal, lambda t: t <= 22.1, what="the bath cooling to ambient when stopped")
 
 
 def test_errors_map_to_the_shared_kinds():

@@ -10,10 +10,6 @@ from plantds.devices.coleparmer import protocol
 from plantds.devices.coleparmer.protocol import FrameError
 
 
-def hx(text: str) -> bytes:
-    return bytes.fromhex(text)
-
-
 # -- checksum and framing (§3, §11) ----------------------------------------------------------
 @pytest.mark.parametrize(
     "frame",
@@ -27,14 +23,14 @@ def hx(text: str) -> bytes:
     ],
 )
 def test_checksum_table(frame):
-    raw = hx(frame)
+    raw = bytes.fromhex(frame)
     assert protocol.checksum(raw[1:-1]) == raw[-1]
     decoded = protocol.decode_frame(raw)
     assert decoded.encode() == raw
 
 
 def test_lead_byte_is_not_summed():
-    body = hx("00 01 20 00")
+    body = bytes.fromhex("00 01 20 00")
     assert protocol.encode_frame(0x20, bus="RS232")[-1] == protocol.encode_frame(0x20, bus="RS485")[-1]
     assert protocol.checksum(body) == 0xDE
 
@@ -70,7 +66,7 @@ READ_REQUESTS = [
 
 @pytest.mark.parametrize("command,frame", READ_REQUESTS)
 def test_read_requests(command, frame):
-    assert protocol.read_request(command) == hx(frame)
+    assert protocol.read_request(command) == bytes.fromhex(frame)
 
 
 def test_every_family_parameter_is_a_named_command():
@@ -86,16 +82,16 @@ def test_every_family_parameter_is_a_named_command():
 )
 def test_manual_misprints_are_rejected(misprint):
     with pytest.raises(FrameError, match="checksum"):
-        protocol.decode_frame(hx(misprint))
+        protocol.decode_frame(bytes.fromhex(misprint))
 
 
 def test_rs485_request_at_address_5():
-    assert protocol.read_request(0x20, address=5, bus="RS485") == hx("CC 00 05 20 00 DA")
+    assert protocol.read_request(0x20, address=5, bus="RS485") == bytes.fromhex("CC 00 05 20 00 DA")
 
 
 def test_firmware_checksum_request_and_version_reply():
-    assert protocol.encode_frame(0x02, b"\x01") == hx("CA 00 01 02 01 01 FA")
-    reply = protocol.decode_frame(hx("CA 00 01 02 0A 30 38 34 39 39 32 2E 32 4E 20 E4"))
+    assert protocol.encode_frame(0x02, b"\x01") == bytes.fromhex("CA 00 01 02 01 01 FA")
+    reply = protocol.decode_frame(bytes.fromhex("CA 00 01 02 0A 30 38 34 39 39 32 2E 32 4E 20 E4"))
     assert reply.data.decode("ascii") == "084992.2N "
 
 
@@ -121,11 +117,11 @@ def test_address_and_bus_are_checked(address, bus, message):
 )
 def test_invalid_frames(raw, message):
     with pytest.raises(FrameError, match=message):
-        protocol.decode_frame(hx(raw))
+        protocol.decode_frame(bytes.fromhex(raw))
 
 
 def test_decode_checks_expected_lead_and_address():
-    raw = hx("CC 00 03 F0 02 01 2C DD")
+    raw = bytes.fromhex("CC 00 03 F0 02 01 2C DD")
     with pytest.raises(FrameError, match="expected CA"):
         protocol.decode_frame(raw, lead=0xCA)
     with pytest.raises(FrameError, match="expected 4"):
@@ -144,7 +140,7 @@ def test_qualifiers(qb, decimals, unit):
 
 def test_qualifier_with_impossible_precision_is_rejected():
     with pytest.raises(FrameError, match="decimals"):
-        protocol.decode_reading(hx("41 00 10"))
+        protocol.decode_reading(bytes.fromhex("41 00 10"))
 
 
 @pytest.mark.parametrize(
@@ -156,7 +152,7 @@ def test_qualifier_with_impossible_precision_is_rejected():
     ],
 )
 def test_value_replies(frame, value, decimals):
-    reading = protocol.decode_reading(protocol.decode_frame(hx(frame)).data)
+    reading = protocol.decode_reading(protocol.decode_frame(bytes.fromhex(frame)).data)
     assert (reading.value, reading.decimals, reading.unit) == (value, decimals, "°C")
 
 
@@ -166,18 +162,18 @@ def test_value_replies(frame, value, decimals):
      ("21 7F FF", 327.67), ("00 00 00", 0.0)],
 )
 def test_signed_values(data, value):
-    assert protocol.decode_reading(hx(data)).value == value
+    assert protocol.decode_reading(bytes.fromhex(data)).value == value
 
 
 def test_four_byte_thermoflex_value():
-    reading = protocol.decode_reading(hx("10 FF FF FF 9C"))
+    reading = protocol.decode_reading(bytes.fromhex("10 FF FF FF 9C"))
     assert (reading.value, reading.width) == (-10.0, 4)
 
 
 @pytest.mark.parametrize("data", ["11", "11 01", "11 01 C8 00", "11 01 C8 00 00 00"])
 def test_value_reply_lengths(data):
     with pytest.raises(FrameError, match="data bytes"):
-        protocol.decode_reading(hx(data))
+        protocol.decode_reading(bytes.fromhex(data))
 
 
 # Writes: the manual's exact bytes at each precision (§6.3).
@@ -193,11 +189,11 @@ def test_value_reply_lengths(data):
     ],
 )
 def test_set_requests(command, value, decimals, frame):
-    assert protocol.set_request(command, value, decimals) == hx(frame)
+    assert protocol.set_request(command, value, decimals) == bytes.fromhex(frame)
 
 
 def test_set_request_rs485():
-    assert protocol.set_request(0xF0, 30.0, 1, address=3, bus="RS485") == hx("CC 00 03 F0 02 01 2C DD")
+    assert protocol.set_request(0xF0, 30.0, 1, address=3, bus="RS485") == bytes.fromhex("CC 00 03 F0 02 01 2C DD")
 
 
 @pytest.mark.parametrize(
@@ -266,7 +262,7 @@ def test_set_codes_follow_the_read_or_0x80_pattern():
 
 # -- Read Status (§8) --------------------------------------------------------------------------
 def test_rte_synthetic_status_example():
-    frame = protocol.decode_frame(hx("CA 00 01 09 05 00 00 00 0D 20 C3"))
+    frame = protocol.decode_frame(bytes.fromhex("CA 00 01 09 05 00 00 00 0D 20 C3"))
     flags, booleans, severity = protocol.decode_status("RTE", frame.data)
     assert flags == ["unit on", "pump on", "heater on", "heat LED on"]
     assert booleans == {"UnitOn": True, "PumpOn": True, "CompressorOn": False, "HeaterOn": True}
@@ -296,7 +292,7 @@ def test_rte_synthetic_status_example():
     ],
 )
 def test_status_bits(family, data, flag, severity):
-    flags, _, got_severity = protocol.decode_status(family, hx(data))
+    flags, _, got_severity = protocol.decode_status(family, bytes.fromhex(data))
     assert flag in flags
     assert got_severity == severity
 
@@ -350,12 +346,12 @@ def test_status_bit_names_are_unique_per_family():
 )
 def test_on_off_requests(family, unit_on, length, frame):
     data = protocol.on_off_data(family, unit_on, length)
-    assert protocol.encode_frame(protocol.SET_ON_OFF, data) == hx(frame)
+    assert protocol.encode_frame(protocol.SET_ON_OFF, data) == bytes.fromhex(frame)
 
 
 def test_rte_serial_comm_off_frame():
     # The "make local" frame (d8 = 0) is not something on_off_data builds; check the rule only.
-    assert protocol.encode_frame(0x81, hx("02 02 02 02 02 02 02 00")) == hx(
+    assert protocol.encode_frame(0x81, bytes.fromhex("02 02 02 02 02 02 02 00")) == bytes.fromhex(
         "CA 00 01 81 08 02 02 02 02 02 02 02 00 67"
     )
 
@@ -364,21 +360,21 @@ def test_on_off_length_is_checked():
     with pytest.raises(ValueError, match="8"):
         protocol.on_off_data("RTE", True, 1)
     with pytest.raises(FrameError, match="uses"):
-        protocol.decode_on_off("ThermoFlex", hx("01 00"))
+        protocol.decode_on_off("ThermoFlex", bytes.fromhex("01 00"))
     with pytest.raises(FrameError, match="other than 0 and 1"):
-        protocol.decode_on_off("Polystat", hx("02"))
+        protocol.decode_on_off("Polystat", bytes.fromhex("02"))
 
 
 def test_on_off_reply():
-    settings = protocol.decode_on_off("RTE", hx("01 00 01 00 00 01 00 01"))
+    settings = protocol.decode_on_off("RTE", bytes.fromhex("01 00 01 00 00 01 00 01"))
     assert settings["unit on"] and settings["0.01 °C"] and settings["serial comm"]
     assert not settings["mute"]
-    assert protocol.decode_on_off("Polystat", hx("00")) == {"unit on": False}
+    assert protocol.decode_on_off("Polystat", bytes.fromhex("00")) == {"unit on": False}
 
 
 # -- error replies (§9) ------------------------------------------------------------------------
 def test_error_reply_example():
-    frame = protocol.decode_frame(hx("CA 00 01 0F 02 01 99 53"))
+    frame = protocol.decode_frame(bytes.fromhex("CA 00 01 0F 02 01 99 53"))
     error = protocol.decode_error("RTE", frame.data)
     assert (error.code, error.command, error.kind) == (1, 0x99, protocol.BAD_COMMAND)
 
@@ -407,7 +403,7 @@ def test_error_code_reverse_lookup():
 
 def test_error_reply_length_is_checked():
     with pytest.raises(FrameError, match="expected 2"):
-        protocol.decode_error("RTE", hx("01 99 00 00"))
+        protocol.decode_error("RTE", bytes.fromhex("01 99 00 00"))
 
 
 # -- properties --------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 
-from plantds.server import archiving, config
+from plantds.server import archiving, config, demo
 
 PLACEHOLDER = config.TANGO_HOST_PLACEHOLDER
 # The file sets a site loads together: the demo plant (as `plantds demo` loads it) and the template.
@@ -194,3 +194,23 @@ def test_read_only_users_may_call_the_read_only_commands(name):
     assert "ReadValue" in allowed["RotexHPSU"]
     for commands in allowed.values():
         assert {"State", "Status"} <= commands and not commands & CHANGING_COMMANDS
+
+
+def test_demo_port_base_moves_every_simulator_url_and_nothing_else(tmp_path):
+    shipped = json.loads(config.bundled("demo.json").read_text())
+    default = demo.config_files(tmp_path)
+    assert default == [config.bundled(name) for name in demo.CONFIG_FILES] and not list(tmp_path.iterdir())
+
+    moved_files = demo.config_files(tmp_path, first_port=21001)
+    assert moved_files[1:] == default[1:]
+    moved = json.loads(moved_files[0].read_text())
+    urls = {device: props["properties"]["Url"]
+            for devices in moved["servers"]["PlantDS"]["demo"].values() for device, props in devices.items()}
+    assert urls == {"plant/compressor/1": ["tcp://127.0.0.1:21001"],
+                    "plant/chiller/1": ["socket://127.0.0.1:21002"],
+                    "plant/heatpump/1": ["socketcand://127.0.0.1:21003/can0"]}
+    for content in (shipped, moved):
+        for devices in content["servers"]["PlantDS"]["demo"].values():
+            for props in devices.values():
+                props["properties"].pop("Url")
+    assert moved == shipped

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import socket
+
 import time
 
 import pytest
@@ -16,10 +16,12 @@ from plantds.devices.cryomech.driver import (
     PanelRefused,
 )
 from plantds.devices.cryomech.simulator import CpaSimulator
+from plantds.server.testing import free_ports, wait_for
 from plantds.server.worker import Comm, IOWorker, Settle
 from pymodbus.framer.rtu import FramerRTU
 
 FAST = {"start_s": 0.3, "stop_s": 0.3}
+REPLY_TIMEOUT_S = 2.0
 SWITCH = {"settle_s": 0.5}
 
 
@@ -68,7 +70,9 @@ def make_driver():
     drivers: list[CpaDriver] = []
 
     def make(url: str, **kwargs) -> CpaDriver:
-        drv = CpaDriver(url, **{"timeout": 0.5, "retries": 0, **kwargs})
+        # A reply timeout a loaded machine does not reach by accident (tests of silence and of
+        # late replies go beyond it on purpose).
+        drv = CpaDriver(url, **{"timeout": REPLY_TIMEOUT_S, "retries": 0, **kwargs})
         drivers.append(drv)
         drv.connect()
         return drv
@@ -88,12 +92,8 @@ def drv(sim, make_driver):
     return make_driver(sim.url)
 
 
-def wait_for_state(drv: CpaDriver, codes: set[int], timeout: float = 3.0) -> int:
-    deadline = time.monotonic() + timeout
-    while (code := drv.read_state()) not in codes:
-        assert time.monotonic() < deadline, f"state {code}, expected one of {codes}"
-        time.sleep(0.05)
-    return code
+def wait_for_state(drv: CpaDriver, codes: set[int]) -> int:
+    return wait_for(drv.read_state, lambda code: code in codes, what=f"panel state in {codes}")
 
 
 def start_writes(sim: CpaSimulator) -> int:
@@ -281,42 +281,39 @@ def test_running_compressor_builds_pressure_and_heats_up(make_sim, make_driver):
     idle = drv.refresh()
     switched(drv, True)
     wait_for_state(drv, {3})
-    time.sleep(0.5)
-    warm = drv.refresh()
-    assert warm["HighPressure"] > idle["HighPressure"] + 2.0  # ~20 bar running, 16 static
-    assert warm["LowPressure"] < idle["LowPressure"] - 5.0  # ~6 bar running
-    assert warm["HeliumTemperature"] > idle["HeliumTemperature"] + 10.0
-    assert warm["HoursOfOperation"] > idle["HoursOfOperation"]
+    wait_for(
+        drv.refresh,
+        lambda warm: warm["HighPressure"] > idle["HighPressure"] + 2.0  # ~20 bar running, 16 static
+        and warm["LowPressure"] < idle["LowPressure"] - 5.0  # ~6 bar running
+        and warm["HeliumTemperature"] > idle["HeliumTemperature"] + 10.0
+        and warm["HoursOfOperation"] > idle["HoursOfOperation"],
+        what="pressures and helium temperature of a running compressor",
+    )
     switched(drv, False)
     wait_for_state(drv, {0})
-    time.sleep(0.5)
-    stopped = drv.refresh()
-    assert abs(stopped["HighPressure"] - stopped["LowPressure"]) < 1.0  # equalising
+    stopped = wait_for(
+        drv.refresh,
+        lambda v: abs(v["HighPressure"] - v["LowPressure"]) < 1.0,  # equalising
+        what="pressures equalising after the stop",
+    )
     assert stopped["MotorCurrent"] < 1.0
 
 
 def test_driver_under_the_io_worker_survives_an_outage(sim):
-    worker = IOWorker("cpa", CpaDriver(sim.url, timeout=0.3, retries=0), refresh_period_s=0.05)
+    worker = IOWorker("cpa", CpaDriver(sim.url, timeout=REPLY_TIMEOUT_S, retries=0), refresh_period_s=0.05)
     worker.start()
     try:
-        wait_until(lambda: worker.comm is Comm.CONNECTED and worker.snapshot.values)
-        assert worker.submit(lambda d: switch(d, True), what="On").result(5.0) is None
-        wait_until(lambda: worker.settling is None)
+        wait_for(lambda: worker.comm is Comm.CONNECTED and worker.snapshot.values, what="first values")
+        assert worker.submit(lambda d: switch(d, True), what="On").result(30) is None
+        wait_for(lambda: worker.settling is None, what="the start followed")
         assert "compressor" in worker.last_result
         sim.set_online(False)
-        wait_until(lambda: worker.comm is Comm.LOST)
+        wait_for(lambda: worker.comm is Comm.LOST, what="the link marked lost")
         sim.set_online(True)
-        wait_until(lambda: worker.comm is Comm.CONNECTED, timeout=5.0)
-        wait_until(lambda: worker.snapshot.values.get("OperatingStateCode") == 3)
+        wait_for(lambda: worker.comm is Comm.CONNECTED, what="reconnection")
+        wait_for(lambda: worker.snapshot.values.get("OperatingStateCode") == 3, what="running again")
     finally:
         worker.stop()
-
-
-def wait_until(condition, timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 # -- communication faults ------------------------------------------------------------------------
@@ -340,7 +337,7 @@ def test_exception_reply_is_a_comm_error_with_a_clear_message(sim, drv, code, wo
 def test_busy_panel_is_not_taken_for_a_cpa2_panel(make_sim):
     sim = make_sim(cpa3=True)
     sim.set_exception(6)
-    drv = CpaDriver(sim.url, timeout=0.5)
+    drv = CpaDriver(sim.url, timeout=REPLY_TIMEOUT_S)
     with pytest.raises(ModbusReplyError, match="0x06 .*55 input registers"):
         drv.connect()
     sim.set_exception(None)
@@ -382,7 +379,7 @@ def test_dropped_connection_is_reported_then_reopened(sim, drv):
 
 
 def test_late_reply_is_a_timeout_and_never_answers_the_next_request(sim, drv):
-    sim.set_delay(0.8)
+    sim.set_delay(2 * REPLY_TIMEOUT_S)
     with pytest.raises(CommError, match="No response"):
         drv.refresh()
     sim.set_delay(0.0)
@@ -391,10 +388,7 @@ def test_late_reply_is_a_timeout_and_never_answers_the_next_request(sim, drv):
 
 
 def test_nothing_listening_is_a_comm_error():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # free once closed: nothing listens there
-    drv = CpaDriver(f"tcp://127.0.0.1:{port}", timeout=0.5)
+    drv = CpaDriver(f"tcp://127.0.0.1:{free_ports(1)}", timeout=REPLY_TIMEOUT_S)
     with pytest.raises(CommError, match="cannot"):
         drv.connect()
     drv.close()
@@ -402,7 +396,7 @@ def test_nothing_listening_is_a_comm_error():
 
 def test_wrong_unit_behind_a_gateway(make_sim, make_driver):
     sim = make_sim(framer="rtu", unit_id=16)
-    drv = CpaDriver(f"rtu+tcp://127.0.0.1:{sim.port}", unit_id=3, timeout=0.5)
+    drv = CpaDriver(f"rtu+tcp://127.0.0.1:{sim.port}", unit_id=3, timeout=REPLY_TIMEOUT_S)
     with pytest.raises(ModbusReplyError, match="0x0B .*from unit 3"):
         drv.connect()
     drv.close()
