@@ -301,7 +301,9 @@ class PlantDevice(Device):
         """Undo the DB writes ``set_properties`` makes, so the DB keeps only what the site set.
 
         cppTango stores every property it is given; our defaults are not site configuration and
-        must not become it (a later unit change would otherwise inherit stale limits).
+        must not become it (a later unit change would otherwise inherit stale limits). It also
+        deletes a device's entry whose value equals the attribute's class-level default (for a
+        dynamic attribute, the first device's), so a site's entries are put back as they were.
         """
         if not tango.Util._UseDb:
             return
@@ -309,8 +311,10 @@ class PlantDevice(Device):
         db.delete_device_attribute_property(
             self.get_name(), {name: [k for k in CONFIG_KEYS if k not in configured]}
         )
-        if "unit" in configured and name in self._attr_units:
-            db.put_device_attribute_property(self.get_name(), {name: {"unit": configured["unit"]}})
+        now = db.get_device_attribute_property(self.get_name(), [name]).get(name, {})
+        lost = {k: v for k, v in configured.items() if k in CONFIG_KEYS and list(now.get(k, [])) != list(v)}
+        if lost:
+            db.put_device_attribute_property(self.get_name(), {name: lost})
 
     def _db_attribute_properties(self, name: str) -> dict[str, list[str]]:
         """The attribute's properties in the Tango DB, read once per Init and attribute."""
@@ -442,13 +446,16 @@ class PlantDevice(Device):
             if push:
                 self.push_change_event(name, value, stamp, quality)
                 self.push_archive_event(name, value, stamp, quality)
-            if fill_polling_buffer and self.is_attribute_polled(name):
-                util.fill_attr_polling_buffer(
-                    self, name, tango.TimedAttrData(value=value, quality=quality, time_stamp=stamp)
-                )
+            # The write value first: a polling-thread read in between, and the buffer entry
+            # below, must both carry the instrument's set value, never the previous one.
             if writable and quality is AttrQuality.ATTR_VALID and self._write_values.get(name) != value:
                 multi.get_w_attr_by_name(name).set_write_value(value)
                 self._write_values[name] = value
+            if fill_polling_buffer and self.is_attribute_polled(name):
+                w_value = self._write_values.get(name) if writable else None
+                util.fill_attr_polling_buffer(
+                    self, name, tango.TimedAttrData(value=value, quality=quality, w_value=w_value, time_stamp=stamp)
+                )
 
     # ---- writes and commands -----------------------------------------------------------------
     def check_writable(self, what: str) -> None:

@@ -226,7 +226,10 @@ def test_unanswered_commands_are_reprobed_slowly_and_never_drop_the_link(sim, dr
     """Three listed commands this unit lacks: invalid, named, asked again only every slow
     period; the commands that answer decide connectivity."""
     muted = [n for n in TRACKED if n != "mode_01"][:3]
-    driver = drivers(url_of(sim, "virtual"), slow_period_s=2.0)
+    # The slow period must outlast the first refresh, which waits Timeout × (1 + Retries) for
+    # each muted command (3 s here), with a loaded machine's margin.
+    slow_period_s = 10.0
+    driver = drivers(url_of(sim, "virtual"), timeout=0.5, slow_period_s=slow_period_s)
     driver.connect()
     sim.mute(*muted)
     first = driver.refresh()
@@ -239,7 +242,7 @@ def test_unanswered_commands_are_reprobed_slowly_and_never_drop_the_link(sim, dr
     answering = len(TRACKED) - len(muted)
     assert driver.counters.requests - asked <= 3 * answering
     assert driver.counters.failed_reads == len(muted)
-    time.sleep(2.1)
+    time.sleep(slow_period_s + 0.1)
     driver.refresh()  # re-probed now
     assert driver.counters.failed_reads == 2 * len(muted)
 

@@ -288,9 +288,14 @@ def test_a_job_not_started_by_its_deadline_is_withdrawn_and_never_sent(worker):
 
 def test_a_job_losing_the_link_fails_and_the_worker_reconnects(worker):
     wait_for(lambda: worker.comm is Comm.CONNECTED)
-    worker.driver.reachable = False
+
+    def lose_the_link_then_write(drv):
+        # Lost while the job runs (a refresh in between could notice it first and refuse the job).
+        drv.reachable = False
+        drv.set_value(5)
+
     with pytest.raises(CommError):
-        worker.submit(lambda drv: drv.set_value(5)).result(2)
+        worker.submit(lose_the_link_then_write).result(10)
     assert "failed" in worker.last_result
     worker.driver.reachable = True
     wait_for(lambda: worker.comm is Comm.CONNECTED)
