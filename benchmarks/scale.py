@@ -156,11 +156,14 @@ class Events:
     lock: threading.Lock = field(default_factory=threading.Lock)
     received: list[tuple[str, float, float]] = field(default_factory=list)  # device, stamp, at
     errors: int = 0
+    first_error: str = ""
 
     def push(self, event: tango.EventData) -> None:
         at = time.time()
         if event.err or event.attr_value is None:
             self.errors += 1
+            if event.err and not self.first_error:
+                self.first_error = f"{event.device.dev_name()}: {event.errors[0].desc.strip()}"
             return
         stamp = event.attr_value.time.totime()
         with self.lock:
@@ -201,7 +204,8 @@ def plan(args: argparse.Namespace) -> dict[str, int]:
     return {"cpa": args.devices - chillers - heatpumps, "chiller": chillers, "heatpump": heatpumps}
 
 
-def start_simulators(counts: dict[str, int], stack: ExitStack, state: Path) -> dict[str, list[str]]:
+def start_simulators(counts: dict[str, int], stack: ExitStack, state: Path
+                     ) -> tuple[dict[str, list[str]], list[int]]:
     total = sum(counts.values())
     hosts = max(1, math.ceil(total / DEVICES_PER_SIMULATOR_PROCESS))
     shares = [{k: n // hosts + (1 if i < n % hosts else 0) for k, n in counts.items()}
@@ -223,7 +227,7 @@ def start_simulators(counts: dict[str, int], stack: ExitStack, state: Path) -> d
             raise RuntimeError(f"a simulator process failed; see {state}/simulators*.log")
         for kind, got in json.loads(line).items():
             urls[kind] += got
-    return urls
+    return urls, [popen.pid for popen in popens]
 
 
 def register(db: tango.Database, processes: list[Process], polling: bool) -> float:
@@ -293,19 +297,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
 
 
-def poll_deltas(devices: list[Device]) -> list[float]:
-    """Delta between the last records of every polled object, from cppTango's polling status."""
-    deltas = []
+def poll_deltas(devices: list[Device]) -> tuple[dict[str, list[float]], str]:
+    """Delta between the last records of every polled object per class, from cppTango's
+    polling status; the first problem met, if any."""
+    deltas: dict[str, list[float]] = {}
+    problem = ""
     for dev in devices:
         try:
             status = dev.proxy.polling_status()
-        except (tango.DevFailed, AttributeError):
+        except tango.DevFailed as exc:
+            problem = problem or f"{dev.name}: {exc.args[0].desc.strip()}"
             continue
+        if not status:
+            problem = problem or f"{dev.name}: nothing polled"
         for text in status:
-            match = re.search(r"Delta between last records \(in ms\) = ([\d, ]+)", text)
-            if match:
-                deltas += [float(v) for v in match.group(1).split(",") if v.strip()]
-    return deltas
+            match = re.search(r"Delta between last records \(in ms\) = ([\d, ]+)", text, re.I)
+            period = re.search(r"Polling period \(ms\) = (\d+)", text, re.I)
+            if match and period:  # lateness: each delta less its object's own period
+                deltas.setdefault(CLASSES[dev.kind], []).extend(
+                    float(v) - int(period.group(1)) for v in match.group(1).split(",") if v.strip())
+            else:
+                problem = problem or f"{dev.name}: {text!r}"
+    return deltas, problem
 
 
 def run(args: argparse.Namespace) -> int:
@@ -328,7 +341,7 @@ def run(args: argparse.Namespace) -> int:
         db = tango.Database()
 
         t = time.perf_counter()
-        urls = start_simulators(counts, stack, state)
+        urls, simulator_pids = start_simulators(counts, stack, state)
         print(f"Simulators up in {time.perf_counter() - t:.1f} s")
         devices = [Device(f"scale/{kind}/{i + 1}", kind, url, 0)
                    for kind in CLASSES for i, url in enumerate(urls[kind])]
@@ -363,22 +376,29 @@ def run(args: argparse.Namespace) -> int:
 
         time.sleep(3.0)  # past the subscriptions' first events
         pids = [proc.popen.pid for proc in processes]
+        others = {"simulators": simulator_pids,
+                  "DataBaseds + MariaDB": [int((state / f).read_text()) for f in
+                                           ("databaseds.pid", "mariadbd.pid")]}
         cpu_before = [cpu_seconds(pid) for pid in pids]
+        others_before = {k: sum(map(cpu_seconds, v)) for k, v in others.items()}
         with events.lock:
             events.received.clear()
         window_start = time.monotonic()
         time.sleep(args.duration)
         window = time.monotonic() - window_start
         cpu_after = [cpu_seconds(pid) for pid in pids]
+        others_share = {k: (sum(map(cpu_seconds, v)) - others_before[k]) / window * 100
+                        for k, v in others.items()}
         with events.lock:
             received = list(events.received)
         load = open("/proc/loadavg").read().split()[0]
 
         report_cpu(processes, cpu_before, cpu_after, window, load)
-        report_events(received, subscribed, window, events.errors)
+        print("  beside them: " + ", ".join(f"{k} {v:.1f} %" for k, v in others_share.items()))
+        report_events(received, subscribed, window, events)
         if args.polling:
             sample = devices[:: max(1, len(devices) // 100)]
-            report_polling(poll_deltas(sample), len(sample))
+            report_polling(*poll_deltas(sample), len(sample))
     return 0
 
 
@@ -397,11 +417,12 @@ def report_cpu(processes: list[Process], before: list[float], after: list[float]
 
 
 def report_events(received: list[tuple[str, float, float]], subscribed: int, window: float,
-                  errors: int) -> None:
+                  events: Events) -> None:
     expected = subscribed * 1000 / REFRESH_MS
     print(f"\nChange events of {EVENT_ATTRIBUTE} ({subscribed} devices):")
     print(f"  {len(received) / window:.1f} events/s received, limit {expected:.1f}/s "
-          f"(one per device per RefreshPeriod); {errors} error events")
+          f"(one per device per RefreshPeriod); {events.errors} error events since subscribing"
+          + (f", the first: {events.first_error}" if events.first_error else ""))
     if not received:
         return
     latency = [(at - stamp) * 1e3 for _, stamp, at in received]
@@ -419,14 +440,16 @@ def report_events(received: list[tuple[str, float, float]], subscribed: int, win
               f"{missed / len(spacing) * 100:.1f} % of gaps > 1.5 periods")
 
 
-def report_polling(deltas: list[float], sampled: int) -> None:
-    print(f"\nPolling (demo polled_attr, every {REFRESH_MS} ms), {sampled} devices sampled:")
-    if not deltas:
-        print("  no polling status read")
-        return
-    print(f"  delta between records: median {statistics.median(deltas):.0f} ms, p99 "
-          f"{percentile(deltas, 99):.0f} ms, max {max(deltas):.0f} ms against {REFRESH_MS} ms "
-          f"({len(deltas)} deltas)")
+def report_polling(deltas: dict[str, list[float]], problem: str, sampled: int) -> None:
+    print(f"\nPolling (the demo's polled_attr: 1 s, slow values 5-10 s), {sampled} devices "
+          f"sampled; delta between records less the object's polling period (0 = on time):")
+    if problem:
+        print(f"  (not every status read: {problem})")
+    for cls, values in deltas.items():
+        late = sum(1 for v in values if v > 0.5 * REFRESH_MS) / len(values) * 100
+        print(f"  {cls:<18} median {statistics.median(values):+.0f} ms, p99 "
+              f"{percentile(values, 99):+.0f} ms, max {max(values):+.0f} ms; {late:.1f} % late "
+              f"by > 500 ms ({len(values)} deltas)")
 
 
 def main(argv: list[str] | None = None) -> int:
