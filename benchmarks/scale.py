@@ -383,6 +383,7 @@ def run(args: argparse.Namespace) -> int:
         others_before = {k: sum(map(cpu_seconds, v)) for k, v in others.items()}
         with events.lock:
             events.received.clear()
+            errors_before = events.errors
         window_start = time.monotonic()
         time.sleep(args.duration)
         window = time.monotonic() - window_start
@@ -391,11 +392,12 @@ def run(args: argparse.Namespace) -> int:
                         for k, v in others.items()}
         with events.lock:
             received = list(events.received)
+            errors_in_window = events.errors - errors_before
         load = open("/proc/loadavg").read().split()[0]
 
         report_cpu(processes, cpu_before, cpu_after, window, load)
         print("  beside them: " + ", ".join(f"{k} {v:.1f} %" for k, v in others_share.items()))
-        report_events(received, subscribed, window, events)
+        report_events(received, subscribed, window, events, errors_in_window)
         if args.polling:
             sample = devices[:: max(1, len(devices) // 100)]
             report_polling(*poll_deltas(sample), len(sample))
@@ -417,12 +419,13 @@ def report_cpu(processes: list[Process], before: list[float], after: list[float]
 
 
 def report_events(received: list[tuple[str, float, float]], subscribed: int, window: float,
-                  events: Events) -> None:
+                  events: Events, errors_in_window: int) -> None:
     expected = subscribed * 1000 / REFRESH_MS
     print(f"\nChange events of {EVENT_ATTRIBUTE} ({subscribed} devices):")
     print(f"  {len(received) / window:.1f} events/s received, limit {expected:.1f}/s "
-          f"(one per device per RefreshPeriod); {events.errors} error events since subscribing"
-          + (f", the first: {events.first_error}" if events.first_error else ""))
+          f"(one per device per RefreshPeriod); error events: {errors_in_window} in the steady "
+          f"interval, {events.errors} since subscribing"
+          + (f"; the first: {events.first_error}" if events.first_error else ""))
     if not received:
         return
     latency = [(at - stamp) * 1e3 for _, stamp, at in received]
