@@ -9,7 +9,8 @@ Two layers, both in one background thread with its own asyncio loop:
 * a byte relay on the public port, which is what clients connect to. It does what a Modbus
   server cannot do per request: refuse connections while "offline", drop live connections,
   delay replies, and pace bytes at a serial baud rate (10 bits per byte) in both directions:
-  a request reaches the panel only once it could have crossed the line, its reply likewise.
+  a request reaches the panel only once it could have crossed the line, its reply likewise, and
+  with RTU framing every frame keeps the 3.5-character silence after the one before.
 
 Timers of the state machine (starting, stopping) run in wall-clock seconds; ``time_scale`` only
 speeds up the physics (temperatures, pressures, running hours).
@@ -35,6 +36,7 @@ from . import protocol as p
 
 FRAMERS = {"socket": FramerType.SOCKET, "rtu": FramerType.RTU}
 RECEIVED_KEPT = 65536  # bytes of client requests kept for inspection
+RTU_GAP_CHARS = 3.5  # Modbus RTU silence between frames (each chunk relayed is one frame)
 COOLANT_SUPPLY_C = 20.0
 STATIC_PRESSURE_BAR = 16.0  # equalised helium charge while stopped
 # Running targets (degC, bar, A) and first-order time constants (model seconds).
@@ -350,9 +352,16 @@ class CpaSimulator:
         self._connections.add(pair)
         handler = asyncio.current_task()
         self._handlers.add(handler)
+        request_line = reply_line = None
+        if self.baudrate and self.framer == "rtu":
+            # One line for both: each frame waits for the 3.5-character silence after the last
+            # one (the panel knows a request has ended only then; the master waits as long).
+            request_line = reply_line = LineClock(self.baudrate, gap_chars=RTU_GAP_CHARS)
+        elif self.baudrate:
+            request_line, reply_line = LineClock(self.baudrate), LineClock(self.baudrate)
         pumps = [
-            asyncio.create_task(self._pump(reader, up_writer, delayed=False)),
-            asyncio.create_task(self._pump(up_reader, writer, delayed=True)),
+            asyncio.create_task(self._pump(reader, up_writer, request_line, delayed=False)),
+            asyncio.create_task(self._pump(up_reader, writer, reply_line, delayed=True)),
         ]
         try:
             await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
@@ -365,8 +374,13 @@ class CpaSimulator:
             for w in pair:
                 w.close()
 
-    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, delayed: bool):
-        line = LineClock(self.baudrate) if self.baudrate else None  # one direction of the line
+    async def _pump(
+        self,
+        src: asyncio.StreamReader,
+        dst: asyncio.StreamWriter,
+        line: LineClock | None,
+        delayed: bool,
+    ):
         try:
             while data := await src.read(4096):
                 if not delayed:

@@ -34,6 +34,16 @@ def test_line_clock_queues_bytes_behind_those_still_on_the_line():
         LineClock(0)
 
 
+def test_line_clock_keeps_the_silence_between_frames():
+    line = LineClock(9600, gap_chars=3.5)
+    char = line.char_s
+    request = line.send(8, now=0.0)
+    assert request[-1] == pytest.approx(8 * char)  # an idle line: no wait
+    reply = line.send(2, now=request[-1])  # answered at once: after the 3.5-character silence
+    assert reply == pytest.approx([11.5 * char + char, 11.5 * char + 2 * char])
+    assert line.send(1, now=1.0) == pytest.approx([1.0 + char])  # long quiet: no wait
+
+
 def test_chiller_answers_once_the_request_could_have_crossed_the_line():
     sim = ChillerSimulator("Polystat", baudrate=1200)  # not started: one line driven by hand
     request = nc.read_request(sim.family.parameters["Setpoint"].read)
@@ -83,7 +93,8 @@ def test_cpa_rtu_relay_paces_request_and_reply():
         assert sim.received_bytes() == request
     assert len(reply) == reply_length and reply[:3] == bytes((0x10, 0x04, 106))
     assert FramerRTU.compute_CRC(reply[:-2]).to_bytes(2, "big") == reply[-2:]
-    assert done - sent >= (len(request) + reply_length) * 10 / 9600 - 1e-3  # both directions
+    # both directions, and the 3.5-character silence that ends the request
+    assert done - sent >= (len(request) + 3.5 + reply_length) * 10 / 9600 - 1e-3
 
 
 def test_can_frame_bits():
