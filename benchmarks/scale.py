@@ -1,7 +1,7 @@
 """Facility scale: many instruments over several PlantDS processes on one real Tango database.
 
 Usage: python benchmarks/scale.py [--devices 100] [--processes 2] [--mix] [--polling]
-                                  [--duration 30] [--keep-logs DIR]
+                                  [--polling-threads 1] [--duration 30] [--keep-logs DIR]
 
 Starts a private C++ DataBaseds on MariaDB (``deploy/tangodb.sh start``, state in a temporary
 folder, free loopback port), simulator processes on loopback (each serving many compressors from
@@ -230,10 +230,14 @@ def start_simulators(counts: dict[str, int], stack: ExitStack, state: Path
     return urls, [popen.pid for popen in popens]
 
 
-def register(db: tango.Database, processes: list[Process], polling: bool) -> float:
+def register(db: tango.Database, processes: list[Process], polling: bool,
+             polling_threads: int) -> float:
     polled = demo_polling() if polling else {}
     start = time.perf_counter()
     for proc in processes:
+        if polling_threads > 1:  # cppTango's admin device property (default 1 thread)
+            db.put_device_property(f"dserver/PlantDS/{proc.instance}",
+                                   {"polling_threads_pool_size": [str(polling_threads)]})
         infos = []
         for dev in proc.devices:
             info = tango.DbDevInfo()
@@ -326,7 +330,9 @@ def run(args: argparse.Namespace) -> int:
     per_kind = ", ".join(f"{n} {CLASSES[k]}" for k, n in counts.items() if n)
     print(f"Facility scale: {per_kind} over {args.processes} PlantDS process(es), one C++ "
           f"DataBaseds on MariaDB, RefreshPeriod {REFRESH_MS} ms"
-          f"{', demo polling' if args.polling else ''}; {os.cpu_count()} CPU(s), "
+          f"{', demo polling' if args.polling else ''}"
+          f"{f' ({args.polling_threads} polling threads)' if args.polling_threads > 1 else ''}; "
+          f"{os.cpu_count()} CPU(s), "
           f"load {open('/proc/loadavg').read().split()[0]} at start\n", flush=True)
     state = Path(tempfile.mkdtemp(prefix="plantds-scale-"))
     with ExitStack() as stack:
@@ -349,7 +355,7 @@ def run(args: argparse.Namespace) -> int:
         for proc in processes:
             for dev in proc.devices:
                 dev.process = proc.index
-        registered = register(db, processes, args.polling)
+        registered = register(db, processes, args.polling, args.polling_threads)
         print(f"Registered {len(devices)} devices in {registered:.1f} s "
               f"({registered / len(devices) * 1e3:.1f} ms per device)", flush=True)
 
@@ -462,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mix", action="store_true",
                         help="10 %% chillers and 10 %% heat pumps among the devices")
     parser.add_argument("--polling", action="store_true", help="apply the demo's polling")
+    parser.add_argument("--polling-threads", type=int, default=1,
+                        help="cppTango polling threads per process (polling_threads_pool_size)")
     parser.add_argument("--duration", type=float, default=30.0, help="steady interval, s")
     parser.add_argument("--keep-logs", type=Path, help="copy the servers' logs here")
     parser.add_argument("--serve-simulators", help=argparse.SUPPRESS)
