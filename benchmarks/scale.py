@@ -336,7 +336,7 @@ def run(args: argparse.Namespace) -> int:
           f"load {open('/proc/loadavg').read().split()[0]} at start\n", flush=True)
     state = Path(tempfile.mkdtemp(prefix="plantds-scale-"))
     with ExitStack() as stack:
-        stack.callback(lambda: args.keep_logs or shutil.rmtree(state, ignore_errors=True))
+        stack.callback(shutil.rmtree, state, ignore_errors=True)
         if args.keep_logs:
             stack.callback(shutil.copytree, state, args.keep_logs, dirs_exist_ok=True,
                            ignore=shutil.ignore_patterns("mariadb*"))
