@@ -91,7 +91,8 @@ def main() -> None:
                                    time_constant_s=5.0)
         chiller.start()
         stack.callback(chiller.stop)
-        hpsu = HpsuSimulator(socketcand_port=0, elm_port=0, latency_s=0.02, drift=False, seed=1).start()
+        hpsu = HpsuSimulator(socketcand_port=0, elm_port=0, latency_s=0.02, drift=False, seed=1,
+                             bitrate=20_000).start()  # CAN frames take their 20 kbit/s time
         stack.callback(hpsu.stop)
         hpsu.mute("tliq2")  # one silent node for a listed command
         cand = next(u for u in hpsu.urls if u.startswith("socketcand://"))

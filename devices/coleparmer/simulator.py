@@ -27,6 +27,7 @@ import tty
 from typing import Callable
 
 from ...server.foreground import stop_requested, wait_until_stopped
+from ...server.serial_line import LineClock
 from . import protocol
 
 # The unit forgets a partial request after this much quiet (TFLEX D-9: "times out silently").
@@ -300,6 +301,11 @@ class ChillerSimulator:
         None when the peer is gone)."""
         buffer = bytearray()
         last_byte = time.monotonic()
+        # Both directions at the line's speed: a request is answered once its bytes could have
+        # arrived, and the reply takes its own character times.
+        rx = tx = None
+        if self.baudrate:
+            rx, tx = LineClock(self.baudrate), LineClock(self.baudrate)
         while not self._stop.is_set():
             try:
                 chunk = read()
@@ -314,11 +320,13 @@ class ChillerSimulator:
                 continue
             last_byte = now
             buffer += chunk
+            arrived = rx.send(len(chunk), now)[-1] if rx else now
             for request in self._split(buffer):
+                _sleep_until(arrived)
                 reply = self.respond(request)
                 if reply:
                     try:
-                        self._send(write, reply)
+                        self._send(write, reply, tx)
                     except OSError:
                         return
 
@@ -342,16 +350,12 @@ class ChillerSimulator:
             frames.append(bytes(buffer[:length]))
             del buffer[:length]
 
-    def _send(self, write: Callable[[bytes], None], data: bytes) -> None:
-        if not self.baudrate:
+    def _send(self, write: Callable[[bytes], None], data: bytes, tx: LineClock | None) -> None:
+        if tx is None:
             write(data)
             return
-        byte_time = 10.0 / self.baudrate  # 8N1: start + 8 data + stop bits
-        start = time.monotonic()
-        for i in range(len(data)):
-            delay = start + i * byte_time - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
+        for i, received_at in enumerate(tx.send(len(data), time.monotonic())):
+            _sleep_until(received_at)
             write(data[i : i + 1])
 
     # -- the unit ----------------------------------------------------------------------------
@@ -467,6 +471,12 @@ class ChillerSimulator:
         return bytes(int(on) for on in state)
 
 
+def _sleep_until(deadline: float) -> None:
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+
+
 def _decimals_for(precision: float) -> int:
     for step, decimals in _PRECISIONS.items():
         if math.isclose(precision, step):
@@ -483,7 +493,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="temperature resolution in °C")
     parser.add_argument("--address", type=int, default=1, help="unit address (RS-485: 1–100)")
     parser.add_argument("--bus", choices=list(protocol.LEADS), default="RS232")
-    parser.add_argument("--baud", type=int, default=None, help="pace replies at this baud rate")
+    parser.add_argument("--baud", type=int, default=None,
+                        help="pace requests and replies at this baud rate")
     parser.add_argument("--setpoint", type=float, default=20.0, help="initial set point in °C")
     parser.add_argument("--pty", action="store_true", help="also serve on a pseudo-terminal")
 

@@ -8,7 +8,9 @@ Two layers, both in one background thread with its own asyncio loop:
   exception is returned from there, so exception frames are pymodbus's own;
 * a byte relay on the public port, which is what clients connect to. It does what a Modbus
   server cannot do per request: refuse connections while "offline", drop live connections,
-  delay replies, and pace bytes at a serial baud rate (10 bits per byte).
+  delay replies, and pace bytes at a serial baud rate (10 bits per byte) in both directions:
+  a request reaches the panel only once it could have crossed the line, its reply likewise, and
+  with RTU framing every frame keeps the 3.5-character silence after the one before.
 
 Timers of the state machine (starting, stopping) run in wall-clock seconds; ``time_scale`` only
 speeds up the physics (temperatures, pressures, running hours).
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import math
 import threading
 import time
@@ -31,10 +34,12 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from ...server.foreground import stop_requested, wait_until_stopped
+from ...server.serial_line import LineClock
 from . import protocol as p
 
 FRAMERS = {"socket": FramerType.SOCKET, "rtu": FramerType.RTU}
 RECEIVED_KEPT = 65536  # bytes of client requests kept for inspection
+RTU_GAP_CHARS = 3.5  # Modbus RTU silence between frames (each chunk relayed is one frame)
 COOLANT_SUPPLY_C = 20.0
 STATIC_PRESSURE_BAR = 16.0  # equalised helium charge while stopped
 # Running targets (degC, bar, A) and first-order time constants (model seconds).
@@ -350,9 +355,16 @@ class CpaSimulator:
         self._connections.add(pair)
         handler = asyncio.current_task()
         self._handlers.add(handler)
+        request_line = reply_line = None
+        if self.baudrate and self.framer == "rtu":
+            # One line for both: each frame waits for the 3.5-character silence after the last
+            # one (the panel knows a request has ended only then; the master waits as long).
+            request_line = reply_line = LineClock(self.baudrate, gap_chars=RTU_GAP_CHARS)
+        elif self.baudrate:
+            request_line, reply_line = LineClock(self.baudrate), LineClock(self.baudrate)
         pumps = [
-            asyncio.create_task(self._pump(reader, up_writer, delayed=False)),
-            asyncio.create_task(self._pump(up_reader, writer, delayed=True)),
+            asyncio.create_task(self._pump(reader, up_writer, request_line, delayed=False)),
+            asyncio.create_task(self._pump(up_reader, writer, reply_line, delayed=True)),
         ]
         try:
             await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
@@ -365,7 +377,13 @@ class CpaSimulator:
             for w in pair:
                 w.close()
 
-    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, delayed: bool):
+    async def _pump(
+        self,
+        src: asyncio.StreamReader,
+        dst: asyncio.StreamWriter,
+        line: LineClock | None,
+        delayed: bool,
+    ):
         try:
             while data := await src.read(4096):
                 if not delayed:
@@ -374,26 +392,24 @@ class CpaSimulator:
                         del self._received[:-RECEIVED_KEPT]
                 if delayed and self._delay > 0:
                     await asyncio.sleep(self._delay)
-                if self.baudrate:
-                    await self._paced_write(dst, data)
+                if line is not None:
+                    await self._paced_write(dst, data, line)
                 else:
                     dst.write(data)
                 await dst.drain()
         except (ConnectionError, OSError):
             pass  # either side went away: the relay closes both
 
-    async def _paced_write(self, dst: asyncio.StreamWriter, data: bytes) -> None:
-        """Write so that byte i leaves when it would have finished on the serial line."""
-        byte_time = 10.0 / self.baudrate  # start + 8 data + stop bits
+    async def _paced_write(self, dst: asyncio.StreamWriter, data: bytes, line: LineClock) -> None:
+        """Write each byte when it would have been received at the far end of the line."""
         loop = asyncio.get_running_loop()
-        begin, sent = loop.time(), 0
+        ends, sent = line.send(len(data), loop.time()), 0
         while sent < len(data):
-            due = min(len(data), int((loop.time() - begin) / byte_time))
-            if due > sent:
-                dst.write(data[sent:due])
-                sent = due
-            if sent < len(data):
-                await asyncio.sleep(max(0.0005, begin + (sent + 1) * byte_time - loop.time()))
+            if (wait := ends[sent] - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            due = max(sent + 1, bisect.bisect_right(ends, loop.time()))  # all received by now
+            dst.write(data[sent:due])
+            sent = due
 
     async def _drop_all(self) -> None:
         for pair in list(self._connections):

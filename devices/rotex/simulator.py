@@ -57,16 +57,53 @@ Deliver = Callable[[int, bytes], None]
 
 
 # --------------------------------------------------------------------------------- the wire
+CAN_CRC15 = 0x4599
+# After the CRC: delimiter, ACK slot, ACK delimiter, 7 bits end of frame, 3 bits intermission.
+CAN_TAIL_BITS = 13
+
+
+def can_crc15(bits: list[int]) -> int:
+    """The CAN CRC (polynomial 0x4599, initial 0) of a bit sequence, most significant first."""
+    crc = 0
+    for bit in bits:
+        feedback = bit ^ (crc >> 14)
+        crc = (crc << 1) & 0x7FFF
+        if feedback:
+            crc ^= CAN_CRC15
+    return crc
+
+
+def can_frame_bits(arbitration_id: int, data: bytes) -> int:
+    """Bit times a classic CAN data frame with an 11-bit id occupies the bus, stuff bits and
+    interframe space included: 47 + 8 per data byte plus the stuff bits its content calls for
+    (103-125 for the heat pump's 7-byte telegrams)."""
+    fields = [(0, 1), (arbitration_id, 11), (0, 3), (len(data), 4)]  # SOF, id, RTR IDE r0, DLC
+    bits = [v >> i & 1 for v, n in fields + [(b, 8) for b in data] for i in reversed(range(n))]
+    crc = can_crc15(bits)
+    bits += [crc >> i & 1 for i in reversed(range(15))]
+    stuffed, run, last = 0, 0, -1
+    for bit in bits:  # a complementary bit after five equal ones, which starts the next run
+        run, last = (run + 1, last) if bit == last else (1, bit)
+        if run == 5:
+            stuffed, run, last = stuffed + 1, 1, 1 - bit
+    return len(bits) + stuffed + CAN_TAIL_BITS
+
+
 class SimBus:
     """The simulated wire: a frame sent by one station reaches every other station.
 
     Delivery runs in the sender's thread, so a station's ``deliver`` must only queue or
-    schedule work, never send in turn.
+    schedule work, never send in turn. With a ``bitrate``, frames take the bus one after
+    another for their frame time (:func:`can_frame_bits`) and reach the others when it ends;
+    the sender's thread waits meanwhile, as a CAN controller does.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, bitrate: int | None = None) -> None:
         self._stations: list[Deliver] = []
         self._lock = threading.Lock()
+        self.bitrate = bitrate
+        self._wire = threading.Lock()  # held by the frame on the bus
+        self.busy_s = 0.0  # frame time the bus has carried, for tests and benchmarks
 
     def attach(self, deliver: Deliver) -> None:
         with self._lock:
@@ -78,6 +115,16 @@ class SimBus:
                 self._stations.remove(deliver)
 
     def send(self, origin: Deliver | None, arbitration_id: int, data: bytes) -> None:
+        if not self.bitrate:
+            self._deliver(origin, arbitration_id, data)
+            return
+        frame_s = can_frame_bits(arbitration_id, data) / self.bitrate
+        with self._wire:  # delivered inside, so stations see frames in bus order
+            time.sleep(frame_s)
+            self.busy_s += frame_s
+            self._deliver(origin, arbitration_id, data)
+
+    def _deliver(self, origin: Deliver | None, arbitration_id: int, data: bytes) -> None:
         with self._lock:
             stations = list(self._stations)
         for deliver in stations:
@@ -590,12 +637,13 @@ class HpsuSimulator:
         seed: int | None = None,
         socketcand_channel: str = "can0",
         commands: dict[str, Command] | None = None,
+        bitrate: int | None = None,
     ):
         if channel is not None and not channel.startswith("virtual://"):
             raise ValueError(f"channel {channel!r}: expected virtual://<name>")
         self.commands = commands if commands is not None else load_commands()
         self.model = HpsuModel(self.commands, drift)
-        self.bus = SimBus()
+        self.bus = SimBus(bitrate)  # None: frames cross at once; 20000: the HPSU's 20 kbit/s
         self.scheduler = _Scheduler()
         self.host = host
         self.latency_s = latency_s
@@ -811,6 +859,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--elm-timeout-ms", type=float, default=100.0,
                         help="ELM327 reply window after each frame it shows (what AT ST with "
                              "adaptive timing comes to on a real adapter)")
+    parser.add_argument("--bitrate", type=int, default=0,
+                        help="CAN frames take their frame time at this bit rate (the HPSU: "
+                             "20000; 0 = frames cross at once)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -824,6 +875,7 @@ def run(args: argparse.Namespace) -> int:
         mimic_clients=args.mimic_clients,
         elm_pp=not args.no_pp,
         elm_timeout_s=args.elm_timeout_ms / 1000.0,
+        bitrate=args.bitrate or None,
     ) as sim:
         for url in sim.urls:
             print(f"heat pump simulator: {url}", flush=True)
