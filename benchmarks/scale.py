@@ -361,7 +361,7 @@ def run(args: argparse.Namespace) -> int:
 
         timeout = 60 + 0.2 * len(devices)
         total = start_servers(processes, tango_host, stack, state, timeout)
-        print(f"\nStart-up until every device is past INIT (target <= 60 s for the whole facility):")
+        print("\nStart-up until every device is past INIT (target <= 60 s for the whole facility):")
         for proc in processes:
             took = "not ready" if proc.ready_s is None else f"{proc.ready_s:.1f} s"
             print(f"  PlantDS/{proc.instance:<9}{len(proc.devices):>5} devices  {took}")
