@@ -17,7 +17,7 @@ does.
 * **latency**: the demo plant's compressor simulator (the fixed demo ports: hence the lock)
   raises and clears a warning ``--changes`` times; from each change at the panel to the
   WarningCode row being readable in the archive. Split into panel → the device's acquisition
-  (data_time: RefreshPeriod and polling, 1 s each in db/demo.json) and acquisition → row
+  (data_time: RefreshPeriod and polling, 1 s each in the site template) and acquisition → row
   visible (the event path and the store).
 
 Prints figures only; nothing is asserted. Everything it starts is stopped before it returns.
@@ -171,9 +171,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="plantds-archive-bench-") as work, contextlib.ExitStack() as stack:
         work = Path(work)
         stack.enter_context(embedded_database(tango_host, work / "tango.db", work / "databaseds.log"))
-        config.load(config.bundled("demo.json"), tango_host)
+        for path in demo.config_files(work):
+            config.load(path, tango_host)
         sims = [stack.enter_context(sim) for sim in demo.simulators()]
-        devices = demo.demo_devices(config.bundled("demo.json"))
+        devices = demo.demo_devices()
         stack.enter_context(plantds_server("demo", list(devices), tango_host, work / "PlantDS-demo.log"))
         stack.enter_context(load_device(counts[-1], work / "load.log"))
         print("HDB++ (deploy/hdbpp.sh):", flush=True)

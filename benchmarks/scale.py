@@ -21,7 +21,7 @@ once and prints:
 * **refresh punctuality**: spacing of consecutive acquisition times per device (the event
   timestamps, which are the snapshots' LastUpdate times), median / p99 / max against
   RefreshPeriod, and the share of gaps longer than 1.5 periods (a missed cycle);
-* **poll punctuality** with ``--polling`` (the polled_attr of ``db/demo.json`` for every device):
+* **poll punctuality** with ``--polling`` (the polled_attr of ``db/site-template.json`` for every device):
   the "Delta between last records" cppTango reports in each device's polling status, median /
   p99 / max against the polling period.
 
@@ -52,11 +52,11 @@ from pathlib import Path
 
 import tango
 
+from plantds.server import demo
 from plantds.server.processes import console_script, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 TANGODB_SH = ROOT / "deploy" / "tangodb.sh"
-DEMO_JSON = ROOT / "db" / "demo.json"
 REFRESH_MS = 1000
 EVENT_ATTRIBUTE = "HoursOfOperation"
 DEVICES_PER_SIMULATOR_PROCESS = 500
@@ -189,7 +189,7 @@ def tangodb(command: str, state: Path) -> str:
 
 def demo_polling() -> dict[str, list[str]]:
     """polled_attr of each class's device in the demo configuration."""
-    servers = json.loads(DEMO_JSON.read_text())["servers"]["PlantDS"]["demo"]
+    servers = demo.demo_config()["servers"]["PlantDS"][demo.DEMO_INSTANCE]
     polled = {}
     for kind, name in DEMO_DEVICE.items():
         props = servers[CLASSES[kind]][name]["properties"]

@@ -22,7 +22,7 @@ DB_DIR = Path(__file__).resolve().parent.parent / "db"
 
 
 def bundled(name: str) -> Path:
-    """A configuration file shipped in ``db/`` (e.g. ``demo.json``)."""
+    """A configuration file shipped in ``db/`` (e.g. ``site-template.json``)."""
     return DB_DIR / name
 
 

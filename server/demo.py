@@ -1,6 +1,7 @@
 """``plantds demo``: the embedded demo plant.
 
-Embedded Tango DB (pytango-db, sqlite in a state folder) → db/demo.json loaded with dsconfig →
+Embedded Tango DB (pytango-db, sqlite in a state folder) → db/site-template.json with its Urls on
+the simulators, loaded with dsconfig →
 the instrument simulators → the PlantDS server. Prints how to connect, runs until Ctrl-C, then
 stops everything it started.
 """
@@ -11,7 +12,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import signal
 import socket
 import sys
@@ -25,27 +25,50 @@ from . import config
 from .processes import LOOPBACK_NAMES, embedded_database, parse_tango_host, plantds_server
 
 DEFAULT_TANGO_HOST = "127.0.0.1:10000"
-# The demo plant's configuration (dsconfig); with --archive, db/archiving.json is applied too.
-CONFIG_FILES = ("demo.json",)
 HISTORY_EXAMPLE = "plant/compressor/1/CoolantInTemperature plant/heatpump/1/t_hs --since 5m"
-# db/demo.json's Urls name the simulators at 15020-15023 (compressor, chiller, socketcand, ELM327).
+# The demo plant is the site template with its Urls on the simulators: one source for every label,
+# limit, polling period and threshold, so the demo shows exactly what a site gets.
+TEMPLATE = "site-template.json"
+TEMPLATE_INSTANCE = "site1"
+DEMO_INSTANCE = "demo"
+# The simulators listen at 15020-15023 (compressor, chiller, socketcand, ELM327) by default.
 DEFAULT_SIMULATOR_PORT = 15020
 SIMULATOR_PORTS = 4
+# Each class's demo Url: its simulator, by offset from the first simulator port.
+DEMO_URLS = {
+    "CryomechCPA": ("tcp://127.0.0.1:{port}", 0),
+    "ColeParmerChiller": ("socket://127.0.0.1:{port}", 1),
+    "RotexHPSU": ("socketcand://127.0.0.1:{port}/can0", 2),
+}
 
 
-def demo_devices(demo_json: Path) -> dict[str, str]:
-    """device name → Tango class, for the PlantDS/demo server in ``demo_json``."""
-    servers = json.loads(demo_json.read_text())["servers"]
+def demo_config(first_port: int = DEFAULT_SIMULATOR_PORT) -> dict:
+    """The demo plant's dsconfig document: db/site-template.json as server PlantDS/demo, each
+    device's Url naming its simulator (from ``first_port`` on)."""
+    template = json.loads(config.bundled(TEMPLATE).read_text())
+    doc = {key: value for key, value in template.items() if not key.startswith("_")}
+    doc["_title"] = f"plantds demo plant: db/{TEMPLATE} with its Urls on the demo's simulators (plantds demo)"
+    instances = doc["servers"]["PlantDS"]
+    classes = instances.pop(TEMPLATE_INSTANCE)
+    for cls, devices in classes.items():
+        url, offset = DEMO_URLS[cls]
+        for block in devices.values():
+            block.setdefault("properties", {})["Url"] = [url.format(port=first_port + offset)]
+    instances[DEMO_INSTANCE] = classes
+    return doc
+
+
+def demo_devices() -> dict[str, str]:
+    """device name → Tango class, for the demo's PlantDS/demo server."""
     return {
         device: cls
-        for cls, devices in servers["PlantDS"]["demo"].items()
+        for cls, devices in demo_config()["servers"]["PlantDS"][DEMO_INSTANCE].items()
         for device in devices
     }
 
 
 def simulators(first_port: int = DEFAULT_SIMULATOR_PORT) -> list:
-    """The simulators serving the demo's instrument URLs, on ``first_port`` and the three after it
-    (db/demo.json's own ports by default)."""
+    """The simulators serving the demo's instrument URLs, on ``first_port`` and the three after it."""
     from ..devices.coleparmer.simulator import ChillerSimulator
     from ..devices.cryomech.simulator import CpaSimulator
     from ..devices.rotex.simulator import HpsuSimulator
@@ -60,31 +83,12 @@ def simulators(first_port: int = DEFAULT_SIMULATOR_PORT) -> list:
 
 
 def config_files(folder: Path, first_port: int = DEFAULT_SIMULATOR_PORT) -> list[Path]:
-    """The files the demo loads, in order, for simulators from ``first_port`` on: the shipped
-    ones, with a copy of demo.json in ``folder`` whose Urls name the moved ports if they moved."""
-    files = [config.bundled(name) for name in CONFIG_FILES]
-    if first_port != DEFAULT_SIMULATOR_PORT:
-        moved = folder / "demo.json"
-        moved.write_text(json.dumps(_move_urls(json.loads(files[0].read_text()), first_port), indent=4))
-        files[0] = moved
-    return files
-
-
-def _move_urls(demo: dict, first_port: int) -> dict:
-    """``demo`` (db/demo.json's content) with every loopback simulator port in a Url moved."""
-
-    def move(match: re.Match) -> str:
-        port = int(match[1])
-        if DEFAULT_SIMULATOR_PORT <= port < DEFAULT_SIMULATOR_PORT + SIMULATOR_PORTS:
-            port += first_port - DEFAULT_SIMULATOR_PORT
-        return f"127.0.0.1:{port}"
-
-    for classes in demo["servers"]["PlantDS"].values():
-        for devices in classes.values():
-            for device in devices.values():
-                urls = device.get("properties", {}).get("Url", [])
-                urls[:] = [re.sub(r"127\.0\.0\.1:(\d+)", move, url) for url in urls]
-    return demo
+    """The files the demo loads, in order: its configuration, written to ``folder/demo.json``
+    (the operator can read, diff or load it as any site file). With --archive, db/archiving.json
+    is applied after these."""
+    path = folder / "demo.json"
+    path.write_text(json.dumps(demo_config(first_port), indent=2, ensure_ascii=False) + "\n")
+    return [path]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ["TANGO_HOST"] = tango_host
     state: Path = args.state_dir
     state.mkdir(parents=True, exist_ok=True)
-    devices = demo_devices(config.bundled("demo.json"))
+    devices = demo_devices()
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -4,7 +4,6 @@ the session's PyDatabaseds (tests/conftest.py)."""
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import tango
@@ -12,7 +11,7 @@ import tango
 from plantds.devices.coleparmer.simulator import ChillerSimulator
 from plantds.devices.cryomech.simulator import CpaSimulator
 from plantds.devices.rotex.simulator import HpsuSimulator
-from plantds.server.config import bundled
+from plantds.server.demo import DEMO_INSTANCE, demo_config
 from plantds.server.testing import run_plantds, wait_for
 
 # The demo plant's names, so db/alarms.json and the other shipped files apply as they are.
@@ -47,7 +46,7 @@ def plant(tango_host, sims, server_logs) -> dict[str, tango.DeviceProxy]:
         HEATPUMP: ("RotexHPSU", {"Url": hp_url, **FAST, "RefreshPeriod": 500, "SlowRefreshPeriod": 60000}),
     }
     # The heat pump's error limit as the demo configures it in the DB (max_alarm: any code >= 1).
-    demo = json.loads(bundled("demo.json").read_text())["servers"]["PlantDS"]["demo"]
+    demo = demo_config()["servers"]["PlantDS"][DEMO_INSTANCE]
     error_config = demo["RotexHPSU"]["plant/heatpump/1"]["attribute_properties"]["error"]
     limits = {HEATPUMP: {"error": {"max_alarm": error_config["max_alarm"]}}}
     with run_plantds(tango_host, devices, server_logs, attribute_properties=limits) as proxies:

@@ -1,5 +1,5 @@
 """What the clients rely on from the devices: scalar texts of the condition lists, and the heat
-pump's error code in ALARM quality when it is not 0 (its limit in the DB, as db/demo.json sets it)."""
+pump's error code in ALARM quality when it is not 0 (its limit in the DB, as db/site-template.json, and so the demo, sets it)."""
 
 from __future__ import annotations
 

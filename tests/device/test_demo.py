@@ -10,7 +10,6 @@ import sys
 import pytest
 import tango
 
-from plantds.server.config import bundled
 from plantds.server.demo import SIMULATOR_PORTS, demo_devices
 from plantds.server.testing import free_ports, wait_for
 
@@ -52,7 +51,7 @@ def test_demo_serves_live_devices_and_stops_everything_on_ctrl_c(demo):
     tango_host = f"127.0.0.1:{base}"
     banner = log.read_text()
     assert f"TANGO_HOST={tango_host}" in banner
-    devices = demo_devices(bundled("demo.json"))
+    devices = demo_devices()
     assert "plant/compressor/1" in devices
     for name in devices:
         assert name in banner
@@ -62,7 +61,7 @@ def test_demo_serves_live_devices_and_stops_everything_on_ctrl_c(demo):
     cpa = tango.DeviceProxy(f"tango://{tango_host}/plant/compressor/1")
     first = wait_for(lambda: cpa.read_attribute("HighPressure"),
                      lambda reading: reading.quality == tango.AttrQuality.ATTR_VALID, what="HighPressure valid")
-    # configuration came from db/demo.json through dsconfig
+    # configuration came from the site template through dsconfig
     assert cpa.get_attribute_config("HighPressure").label == "High pressure"
     assert cpa.get_property("Url")["Url"][0] == f"tcp://127.0.0.1:{base + 1}"  # moved with the port base
     # live: the acquisition time moves on

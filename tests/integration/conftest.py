@@ -10,7 +10,7 @@ loopback port with its state in a pytest temporary folder, and ``stop`` always t
 On it runs the demo plant exactly as a site runs its own: ``plantds config load`` of the
 shipped files (devices, then archiving), the instruments (here the demo's simulators) and the
 ``PlantDS demo`` server process. The simulators run on free loopback ports, and the loaded
-demo.json is the shipped one with its Urls moved there (as ``plantds demo --port-base`` does), so
+demo.json is the site template with its Urls there (as ``plantds demo --port-base`` makes it), so
 a demo or another test run on the same host never collides with this one.
 """
 
@@ -160,9 +160,9 @@ class DemoPlant:
     def __init__(self, tango_host: str, workdir: Path):
         self.tango_host = tango_host
         self.workdir = workdir
-        self.devices = demo.demo_devices(config.bundled("demo.json"))
+        self.devices = demo.demo_devices()
         self.first_simulator_port = free_ports(demo.SIMULATOR_PORTS)
-        # What the session loads: the shipped files, demo.json with its Urls on those ports.
+        # What the session loads: the demo's configuration with its Urls on those ports.
         self.config_files = demo.config_files(workdir, self.first_simulator_port)
         self.simulators: list = []
         self._proxies: dict[str, tango.DeviceProxy] = {}

@@ -23,7 +23,7 @@ import tango
 from plantds.devices.coleparmer.simulator import ChillerSimulator
 from plantds.devices.cryomech.simulator import CpaSimulator
 from plantds.devices.rotex.simulator import HpsuSimulator
-from plantds.server import config
+from plantds.server import demo
 from plantds.server.processes import plantds_server, stop_process
 from plantds.server.testing import wait_for
 
@@ -76,7 +76,7 @@ print(json.dumps(results))
 
 
 def shipped_allowed_commands() -> dict[str, list[str]]:
-    doc = json.loads(config.bundled("demo.json").read_text())
+    doc = demo.demo_config()
     return {cls: block["properties"]["AllowedAccessCmd"] for cls, block in doc["classes"].items()}
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from plantds.server import config, demo
+from plantds.server import demo
 
 DASHBOARDS = sorted((Path(__file__).resolve().parents[2] / "deploy" / "taranta").glob("*.wj"))
-DEMO_DEVICES = demo.demo_devices(config.bundled("demo.json"))
+DEMO_DEVICES = demo.demo_devices()
 POSITION = ("x", "y", "width", "height")
 
 
@@ -82,7 +82,7 @@ def test_dashboard_is_a_well_formed_wj_file(dashboard):
 @pytest.mark.integration
 @pytest.mark.parametrize(("dashboard", "device"), DEVICE_CASES)
 def test_dashboard_names_what_the_device_has(demo_plant, dashboard, device):
-    assert device in DEMO_DEVICES, f"{dashboard.name} names {device}, which db/demo.json does not have"
+    assert device in DEMO_DEVICES, f"{dashboard.name} names {device}, which the demo plant does not have"
     named = references(dashboard)[device]
     proxy = demo_plant.proxy(device)
     missing_attributes = named["attributes"] - {a.lower() for a in proxy.get_attribute_list()}

@@ -11,21 +11,17 @@ import pytest
 from plantds.server import archiving, config, demo
 
 PLACEHOLDER = config.TANGO_HOST_PLACEHOLDER
-# The file sets a site loads together: the demo plant (as `plantds demo` loads it) and the template.
-# Both archive what db/archiving.json lists (`plantds archive apply`).
-FILE_SETS = {
-    "demo": ("demo.json",),
-    "site-template": ("site-template.json",),
+# The configurations a site loads: the demo plant (as `plantds demo` loads it, made from the
+# template) and the template. Both archive what db/archiving.json lists (`plantds archive apply`).
+DOCUMENTS = {
+    "demo": lambda: demo.demo_config(),
+    "site-template": lambda: json.loads(config.bundled("site-template.json").read_text()),
 }
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
-def merged_servers(names: tuple[str, ...]) -> dict:
-    servers: dict = {}
-    for name in names:
-        for server, instances in json.loads(config.bundled(name).read_text())["servers"].items():
-            servers.setdefault(server, {}).update(instances)
-    return servers
+def servers_of(document: str) -> dict:
+    return DOCUMENTS[document]()["servers"]
 
 
 def devices_of(servers: dict) -> dict[str, dict]:
@@ -75,10 +71,10 @@ def test_load_leaves_no_temporary_file_even_when_json2tango_fails(tmp_path, monk
     assert [p.name for p in tmp_path.iterdir()] == ["site.json"]
 
 
-@pytest.mark.parametrize("file_set", FILE_SETS)
+@pytest.mark.parametrize("file_set", DOCUMENTS)
 def test_every_archived_attribute_is_polled_with_archive_settings(file_set):
     """hdbpp-es only receives archive events from an attribute with archive criteria."""
-    instruments = devices_of(merged_servers(FILE_SETS[file_set]))
+    instruments = devices_of(servers_of(file_set))
     entries = archive_entries()
     assert entries, "db/archiving.json archives nothing"
     for entry in entries:
@@ -121,8 +117,8 @@ def test_archive_entries_that_hdbpp_would_not_take_are_refused(text):
 
 
 def test_polled_attr_lists_names_and_periods():
-    for file_set, names in FILE_SETS.items():
-        for device, block in devices_of(merged_servers(names)).items():
+    for file_set in DOCUMENTS:
+        for device, block in devices_of(servers_of(file_set)).items():
             polled = block["properties"].get("polled_attr", [])
             assert len(polled) % 2 == 0, f"{file_set} {device}: polled_attr is name, period pairs"
             for period in polled[1::2]:
@@ -130,14 +126,14 @@ def test_polled_attr_lists_names_and_periods():
 
 
 def test_site_template_names_real_instruments_not_simulators():
-    for device, block in devices_of(merged_servers(FILE_SETS["site-template"])).items():
+    for device, block in devices_of(servers_of("site-template")).items():
         url = block["properties"]["Url"][0]
         assert not url.startswith("virtual://"), f"{device}: {url} is a test bus"
         assert not any(host in url for host in LOOPBACK_HOSTS), f"{device}: {url} is a simulator's address"
 
 
 def test_demo_devices_reach_simulators_on_loopback():
-    for device, block in devices_of(merged_servers(FILE_SETS["demo"])).items():
+    for device, block in devices_of(servers_of("demo")).items():
         url = block["properties"]["Url"][0]
         assert url.startswith("virtual://") or any(h in url for h in LOOPBACK_HOSTS), f"{device}: {url}"
 
@@ -181,11 +177,11 @@ def test_bad_input_files_fail_in_one_line(tmp_path, content, message):
 CHANGING_COMMANDS = {"On", "Off", "WriteValue", "SetSetpoint", "Init"}
 
 
-@pytest.mark.parametrize("name", ["demo.json", "site-template.json"])
+@pytest.mark.parametrize("name", DOCUMENTS)
 def test_read_only_users_may_call_the_read_only_commands(name):
     """With Tango access control, a read-only client may run only State, Status and the class's
     AllowedAccessCmd: ReadValue must be there, no command that changes the instrument."""
-    doc = json.loads(config.bundled(name).read_text())
+    doc = DOCUMENTS[name]()
     classes = {cls for instances in doc["servers"].values() for classes in instances.values()
                for cls in classes}
     allowed = {cls: set(block["properties"]["AllowedAccessCmd"])
@@ -196,21 +192,25 @@ def test_read_only_users_may_call_the_read_only_commands(name):
         assert {"State", "Status"} <= commands and not commands & CHANGING_COMMANDS
 
 
-def test_demo_port_base_moves_every_simulator_url_and_nothing_else(tmp_path):
-    shipped = json.loads(config.bundled("demo.json").read_text())
-    default = demo.config_files(tmp_path)
-    assert default == [config.bundled(name) for name in demo.CONFIG_FILES] and not list(tmp_path.iterdir())
-
-    moved_files = demo.config_files(tmp_path, first_port=21001)
-    assert moved_files[1:] == default[1:]
-    moved = json.loads(moved_files[0].read_text())
-    urls = {device: props["properties"]["Url"]
-            for devices in moved["servers"]["PlantDS"]["demo"].values() for device, props in devices.items()}
-    assert urls == {"plant/compressor/1": ["tcp://127.0.0.1:21001"],
-                    "plant/chiller/1": ["socket://127.0.0.1:21002"],
-                    "plant/heatpump/1": ["socketcand://127.0.0.1:21003/can0"]}
-    for content in (shipped, moved):
-        for devices in content["servers"]["PlantDS"]["demo"].values():
+def test_the_demo_is_the_site_template_with_its_urls_on_the_simulators(tmp_path):
+    """One source for db/: every label, limit, period and property the demo loads is the
+    template's; only the instance name and the Urls differ (moved with --port-base)."""
+    template = DOCUMENTS["site-template"]()
+    for first_port, expected in ((demo.DEFAULT_SIMULATOR_PORT, (15020, 15021, 15022)), (21001, (21001, 21002, 21003))):
+        files = demo.config_files(tmp_path, first_port)
+        assert files == [tmp_path / "demo.json"]
+        made = json.loads(files[0].read_text())
+        instances = made["servers"]["PlantDS"]
+        assert list(instances) == ["demo"]
+        urls = {device: props["properties"].pop("Url")
+                for devices in instances["demo"].values() for device, props in devices.items()}
+        cpa, chiller, socketcand = expected
+        assert urls == {"plant/compressor/1": [f"tcp://127.0.0.1:{cpa}"],
+                        "plant/chiller/1": [f"socket://127.0.0.1:{chiller}"],
+                        "plant/heatpump/1": [f"socketcand://127.0.0.1:{socketcand}/can0"]}
+        site = json.loads(json.dumps(template["servers"]["PlantDS"]["site1"]))
+        for devices in site.values():
             for props in devices.values():
                 props["properties"].pop("Url")
-    assert moved == shipped
+        assert instances["demo"] == site
+        assert made["classes"] == template["classes"]
