@@ -16,53 +16,29 @@ SIMULATORS = {
 }
 
 
+# Subcommands: name → (module, help); each module offers add_arguments(parser) and run(args).
+# Imported when the parser is built, in this order (the clients' extras only load their tools
+# when run).
+COMMANDS = {
+    "demo": ("plantds.server.demo", "run the embedded demo plant until Ctrl-C"),
+    "config": ("plantds.server.config", "load, diff or dump the site configuration (dsconfig)"),
+    "archive": ("plantds.server.archiving", "configure HDB++ archiving (configuration manager) and show its state"),
+    "history": ("plantds.server.history", "read archived values back from HDB++ (table, CSV, JSON, PNG)"),
+    "hpsu": ("plantds.devices.rotex.cli", "read/write the heat pump like pyHPSU, through its Tango device"),
+    "run": ("plantds.sequences.cli", "run a plant sequence (cooldown, warmup) with progress lines"),
+    "alarms": ("plantds.alarms.cli", "load db/alarms.json and run PANIC's PyAlarm for it until Ctrl-C"),
+    "gui": ("plantds.gui.cli", "the Taurus GUI of the plantds devices in the Tango DB"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="plantds", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-
-    from . import config, demo
-
-    demo_parser = sub.add_parser("demo", help="run the embedded demo plant until Ctrl-C")
-    demo.add_arguments(demo_parser)
-    demo_parser.set_defaults(run=demo.run)
-
-    config_parser = sub.add_parser("config", help="load, diff or dump the site configuration (dsconfig)")
-    config.add_arguments(config_parser)
-    config_parser.set_defaults(run=config.run)
-
-    from . import archiving, history
-
-    archive_parser = sub.add_parser("archive", help="configure HDB++ archiving (configuration manager) and show its state")
-    archiving.add_arguments(archive_parser)
-    archive_parser.set_defaults(run=archiving.run)
-
-    history_parser = sub.add_parser("history", help="read archived values back from HDB++ (table, CSV, JSON, PNG)")
-    history.add_arguments(history_parser)
-    history_parser.set_defaults(run=history.run)
-
-    from ..devices.rotex import cli as hpsu
-
-    hpsu_parser = sub.add_parser("hpsu", help="read/write the heat pump like pyHPSU, through its Tango device")
-    hpsu.add_arguments(hpsu_parser)
-    hpsu_parser.set_defaults(run=hpsu.run)
-
-    from ..sequences import cli as sequences
-
-    run_parser = sub.add_parser("run", help="run a plant sequence (cooldown, warmup) with progress lines")
-    sequences.add_arguments(run_parser)
-    run_parser.set_defaults(run=sequences.run)
-
-    from ..alarms import cli as alarms
-
-    alarms_parser = sub.add_parser("alarms", help="load db/alarms.json and run PANIC's PyAlarm for it until Ctrl-C")
-    alarms.add_arguments(alarms_parser)
-    alarms_parser.set_defaults(run=alarms.run)
-
-    from ..gui import cli as gui
-
-    gui_parser = sub.add_parser("gui", help="the Taurus GUI of the plantds devices in the Tango DB")
-    gui.add_arguments(gui_parser)
-    gui_parser.set_defaults(run=gui.run)
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        command_parser = sub.add_parser(name, help=help_text)
+        module.add_arguments(command_parser)
+        command_parser.set_defaults(run=module.run)
 
     sim_parser = sub.add_parser("simulate", help="run one instrument simulator until Ctrl-C")
     sims = sim_parser.add_subparsers(dest="instrument", required=True)
