@@ -56,14 +56,10 @@ COMPONENTS=(libhdbpp libhdbpp-timescale hdbpp-es hdbpp-cm)   # in build order
 APT_BUILD=(cmake make g++ pkg-config libtango-dev libpqxx-dev libspdlog-dev libfmt-dev)
 APT_RUN=(postgresql-15 postgresql-client-15 libpqxx-6.4 tango-db)
 
-die() { echo "hdbpp.sh: $*" >&2; exit 1; }
-say() { echo "hdbpp.sh: $*"; }
-
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"
-    elif command -v sudo >/dev/null; then sudo "$@"
-    else die "installing packages needs root or sudo"; fi
-}
+TOOL=hdbpp.sh
+# shellcheck source=deploy/common.sh
+. "$(dirname "$(readlink -f "$0")")/common.sh"
+say() { echo "$TOOL: $*"; }
 
 # ------------------------------------------------------------------------------------ install
 cmd_install() {
@@ -71,23 +67,8 @@ cmd_install() {
     missing=$(dpkg-query -W -f='${Package} ${Status}\n' "${APT_BUILD[@]}" "${APT_RUN[@]}" 2>&1 \
               | grep -vc 'install ok installed' || true)
     if [ "$missing" = 0 ]; then say "build and run dependencies are already installed"; return 0; fi
-    as_root debconf-set-selections <<'EOF'
-tango-db tango-db/dbconfig-install boolean false
-tango-common tango-common/tango-host string 127.0.0.1:10000
-EOF
-    as_root apt-get -o DPkg::Lock::Timeout=600 update
-    # The packages' own services (the system PostgreSQL cluster) must not start: we run a
-    # private, loopback-only server instead.
-    local policy=/usr/sbin/policy-rc.d added="" status=0
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
-        as_root chmod +x "$policy"
-        added=1
-    fi
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y \
-        --no-install-recommends "${APT_BUILD[@]}" "${APT_RUN[@]}" || status=$?
-    [ -z "$added" ] || as_root rm -f "$policy"
-    return "$status"
+    preseed_tango_db
+    install_without_services "${APT_BUILD[@]}" "${APT_RUN[@]}"
 }
 
 # -------------------------------------------------------------------------------------- build
@@ -201,35 +182,6 @@ cmd_build() {
     # (the binaries' RPATH names the build folder: start sets LD_LIBRARY_PATH instead)
     echo "$PINNED" >"$prefix/SOURCES"
     say "HDB++ built in $(( $(date +%s) - t0 )) s ($(du -sh "$prefix" | cut -f1))"
-}
-
-# ------------------------------------------------------------------------------- processes
-running() {  # running PID: the process exists and is no zombie
-    local state
-    state=$(sed -n 's/^.*) \(.\).*$/\1/p' "/proc/$1/stat" 2>/dev/null) \
-        && [ -n "$state" ] && [ "$state" != Z ]
-}
-
-alive() { [ -s "$1" ] && running "$(cat "$1")"; }
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-stop_pid() {  # stop_pid PIDFILE NAME: SIGTERM, wait up to 10 s, then SIGKILL
-    local pid
-    [ -s "$1" ] || return 0
-    pid=$(cat "$1")
-    if running "$pid"; then
-        kill -TERM "$pid"
-        for _ in $(seq 100); do running "$pid" || break; sleep 0.1; done
-        if running "$pid"; then
-            echo "hdbpp.sh: $2 ($pid) ignored SIGTERM, killing it" >&2
-            kill -KILL "$pid"
-        fi
-        echo "stopped $2 ($pid)"
-    fi
-    rm -f "$1"
 }
 
 # ------------------------------------------------------------------------------- PostgreSQL

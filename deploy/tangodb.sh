@@ -28,20 +28,13 @@ PORT_FILE=$STATE/tango_host
 # tango.init_tac_tables(), so the database must be named "tango".
 SCHEMA=/usr/share/dbconfig-common/data/tango-db/install/mysql
 DATABASEDS=/usr/lib/tango/DataBaseds
-# apt-get that waits for the package system's locks (another install on the host) and uses sudo
-# when needed.
-APT_GET=$(dirname "$(readlink -f "$0")")/../scripts/apt-get
 DB_NAME=tango
 DB_USER=tango
 DB_PASSWORD=tango    # loopback-only throwaway server; the password guards nothing
 
-die() { echo "tangodb.sh: $*" >&2; exit 1; }
-
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"
-    elif command -v sudo >/dev/null; then sudo "$@"
-    else die "installing packages needs root or sudo"; fi
-}
+TOOL=tangodb.sh
+# shellcheck source=deploy/common.sh
+. "$(dirname "$(readlink -f "$0")")/common.sh"
 
 cmd_install() {
     local installed
@@ -51,47 +44,8 @@ cmd_install() {
         echo "tango-db, tango-accesscontrol and mariadb-server are already installed"
         return 0
     fi
-    # No dbconfig run: tango-db must not create its schema in the system MariaDB; we load
-    # the schema into our private server at start.
-    # debconf's database is locked while another package installs: wait as apt-get does.
-    local deadline=$((SECONDS + 600))
-    until as_root debconf-set-selections <<'EOF'
-tango-db tango-db/dbconfig-install boolean false
-tango-common tango-common/tango-host string 127.0.0.1:10000
-EOF
-    do
-        [ "$SECONDS" -lt "$deadline" ] || die "debconf-set-selections failed for 10 minutes"
-        sleep 5
-    done
-    "$APT_GET" update
-    # Keep the packages' own services (system MariaDB on 3306, DataBaseds on 10000) from being
-    # started by their install scripts: we run private, loopback-only servers instead.
-    local policy=/usr/sbin/policy-rc.d added=""
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
-        as_root chmod +x "$policy"
-        added=1
-    fi
-    local status=0
-    "$APT_GET" install -y --no-install-recommends tango-db tango-accesscontrol mariadb-server || status=$?
-    [ -z "$added" ] || as_root rm -f "$policy"
-    return "$status"
-}
-
-free_port() {  # free_port [PORT]: print PORT (default: any) if it can be bound on 127.0.0.1
-    python3 -c 'import socket, sys; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))
-print(s.getsockname()[1])' "${1:-0}" 2>/dev/null
-}
-
-running() {  # running PID: the process exists and is no zombie (an init that is slow to reap
-             # would otherwise make a dead server look alive)
-    local state
-    state=$(sed -n 's/^.*) \(.\).*$/\1/p' "/proc/$1/stat" 2>/dev/null) \
-        && [ -n "$state" ] && [ "$state" != Z ]
-}
-
-alive() {  # alive PIDFILE: the process named in PIDFILE runs
-    [ -s "$1" ] && running "$(cat "$1")"
+    preseed_tango_db
+    install_without_services tango-db tango-accesscontrol mariadb-server
 }
 
 sql() {  # sql [ARGS...]: the mariadb client as root over our socket only
@@ -191,22 +145,6 @@ cmd_start() {
     wait_databaseds "$tango_port"
     echo "$mysql_port" >"$STATE/mysql_port"   # for TangoAccessControl, which reads MariaDB too
     echo "TANGO_HOST=127.0.0.1:$tango_port" | tee "$PORT_FILE"
-}
-
-stop_pid() {  # stop_pid PIDFILE NAME: SIGTERM, wait up to 10 s, then SIGKILL
-    local pid
-    [ -s "$1" ] || return 0
-    pid=$(cat "$1")
-    if running "$pid"; then
-        kill -TERM "$pid"
-        for _ in $(seq 100); do running "$pid" || break; sleep 0.1; done
-        if running "$pid"; then
-            echo "tangodb.sh: $2 ($pid) ignored SIGTERM, killing it" >&2
-            kill -KILL "$pid"
-        fi
-        echo "stopped $2 ($pid)"
-    fi
-    rm -f "$1"
 }
 
 cmd_stop() {
