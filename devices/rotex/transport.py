@@ -33,6 +33,8 @@ from ...server.links import CommError, no_delay, serial_target, split_url, tcp_k
 from .elm327 import BAUDRATE, Elm327Port
 
 SOCKETCAND_PORT = 29536
+# Url schemes python-can opens itself → (its interface name, the protocol Status names).
+PYTHON_CAN_INTERFACES = {"socketcan": ("socketcan", "SocketCAN"), "virtual": ("virtual", "virtual CAN")}
 ELM327_TCP_PORT = 35000
 CONNECT_TIMEOUT_S = 3.0
 
@@ -255,19 +257,20 @@ def opener(url: str, responders: Iterable[int]) -> PortSpec:
     if parts.fragment or (parts.query and scheme != "elm327"):
         raise ValueError(f"Url {url!r}: no options expected (expected {URL_FORMS})")
 
-    if scheme == "socketcan":
+    if scheme in PYTHON_CAN_INTERFACES:
+        # A bus python-can opens itself: a kernel interface, or a test bus in this process.
         channel = parts.netloc or path.lstrip("/")
         if not channel:
-            raise ValueError(f"Url {url!r}: expected socketcan://<interface>, e.g. "
-                             "socketcan://can0")
+            raise ValueError(f"Url {url!r}: expected {scheme}://<channel>, e.g. {scheme}://can0")
+        interface, protocol = PYTHON_CAN_INTERFACES[scheme]
         return PortSpec(
             lambda: BusPort(
-                can.Bus(interface="socketcan", channel=channel, can_filters=filters,
+                can.Bus(interface=interface, channel=channel, can_filters=filters,
                         receive_own_messages=False),
                 url,
             ),
-            f"socketcan://{channel}",
-            {"protocol": "SocketCAN"},
+            f"{scheme}://{channel}",
+            {"protocol": protocol},
         )
 
     if scheme == "socketcand":
@@ -281,20 +284,6 @@ def opener(url: str, responders: Iterable[int]) -> PortSpec:
 
         return PortSpec(open_socketcand, f"{tcp_key(host, port)}/{channel}",
                         {"protocol": "socketcand"})
-
-    if scheme == "virtual":
-        channel = parts.netloc or path.lstrip("/")
-        if not channel:
-            raise ValueError(f"Url {url!r}: expected virtual://<channel>")
-        return PortSpec(
-            lambda: BusPort(
-                can.Bus(interface="virtual", channel=channel, can_filters=filters,
-                        receive_own_messages=False),
-                url,
-            ),
-            f"virtual://{channel}",
-            {"protocol": "virtual CAN"},
-        )
 
     if scheme == "elm327":
         if host:
