@@ -28,6 +28,7 @@ COMMANDS = {
     "run": ("plantds.sequences.cli", "run a plant sequence (cooldown, warmup) with progress lines"),
     "alarms": ("plantds.alarms.cli", "load db/alarms.json and run PANIC's PyAlarm for it until Ctrl-C"),
     "gui": ("plantds.gui.cli", "the Taurus GUI of the plantds devices in the Tango DB"),
+    "fault": ("plantds.server.sim_faults", "inject a fault into a running simulator (its --control-port)"),
 }
 
 

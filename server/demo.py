@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import tango
 
-from . import config
+from . import config, sim_faults
 from .processes import LOOPBACK_NAMES, embedded_database, parse_tango_host, plantds_server
 
 DEFAULT_TANGO_HOST = "127.0.0.1:10000"
@@ -31,9 +32,11 @@ HISTORY_EXAMPLE = "plant/compressor/1/CoolantInTemperature plant/heatpump/1/t_hs
 TEMPLATE = "site-template.json"
 TEMPLATE_INSTANCE = "site1"
 DEMO_INSTANCE = "demo"
-# The simulators listen at 15020-15023 (compressor, chiller, socketcand, ELM327) by default.
+# The simulators listen at 15020-15023 (compressor, chiller, socketcand, ELM327) by default, and
+# take faults at 15024-15026 (compressor, chiller, heat pump: plantds fault 127.0.0.1:15024 offline).
 DEFAULT_SIMULATOR_PORT = 15020
-SIMULATOR_PORTS = 4
+INSTRUMENT_PORTS = 4
+SIMULATOR_PORTS = INSTRUMENT_PORTS + 3
 # Each class's demo Url: its simulator, by offset from the first simulator port.
 DEMO_URLS = {
     "CryomechCPA": ("tcp://127.0.0.1:{port}", 0),
@@ -105,7 +108,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--port-base", type=int, default=None, metavar="N",
         help=f"open every port from N on: the Tango DB at 127.0.0.1:N (instead of $TANGO_HOST) and "
-             f"the simulators at N+1..N+{SIMULATOR_PORTS} (instead of {DEFAULT_SIMULATOR_PORT}-"
+             f"the simulators and their fault control ports at N+1..N+{SIMULATOR_PORTS} (instead of {DEFAULT_SIMULATOR_PORT}-"
              f"{DEFAULT_SIMULATOR_PORT + SIMULATOR_PORTS - 1}), so that demos do not collide",
     )
 
@@ -136,9 +139,14 @@ def run(args: argparse.Namespace) -> int:
         for path in config_files(state, first_port):
             config.load(path, tango_host)
             print(f"Loaded {path} with dsconfig", flush=True)
-        for sim in simulators(first_port):
+        controls = []
+        for number, sim in enumerate(simulators(first_port)):
             stack.enter_context(sim)
-            print(f"Simulator running: {type(sim).__name__} at {sim.url}", flush=True)
+            own = importlib.import_module(type(sim).__module__).FAULTS
+            control = sim_faults.ControlServer(sim, sim_faults.vocabulary(own), first_port + INSTRUMENT_PORTS + number)
+            stack.callback(control.close)
+            controls.append((type(sim).__name__, control.address))
+            print(f"Simulator running: {type(sim).__name__} at {sim.url}; faults at {control.address}", flush=True)
         print("Starting PlantDS/demo ...", flush=True)
         stack.enter_context(plantds_server("demo", list(devices), tango_host, state / "PlantDS-demo.log"))
         _wait_past_init(devices, timeout=20.0)
@@ -150,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
             print("Starting PANIC's PyAlarm for db/alarms.json ...", flush=True)
             for names in stack.enter_context(pyalarms(config.bundled("alarms.json"), tango_host, state)).values():
                 devices.update(dict.fromkeys(names, "PyAlarm"))
-        _print_banner(tango_host, devices, state, args.archive)
+        _print_banner(tango_host, devices, state, args.archive, controls)
         deadline = None if args.run_for is None else time.monotonic() + args.run_for
         while not stop.wait(0.5):
             if deadline is not None and time.monotonic() > deadline:
@@ -201,7 +209,8 @@ def _wait_past_init(devices: dict[str, str], timeout: float) -> None:
             time.sleep(0.2)
 
 
-def _print_banner(tango_host: str, devices: dict[str, str], state: Path, archive: bool = False) -> None:
+def _print_banner(tango_host: str, devices: dict[str, str], state: Path, archive: bool = False,
+                  controls: list[tuple[str, str]] = ()) -> None:
     lines = ["", "plantds demo plant is running.", f"  export TANGO_HOST={tango_host}", "  Devices:"]
     for name, cls in devices.items():
         try:
@@ -228,6 +237,8 @@ def _print_banner(tango_host: str, devices: dict[str, str], state: Path, archive
         lines.append(f"    TANGO_HOST={tango_host} {plantds} history {HISTORY_EXAMPLE}")
         lines.append(f"    TANGO_HOST={tango_host} {plantds} archive status")
     lines.append(f"    TANGO_HOST={tango_host} {plantds} gui    (or: run cooldown)")
+    for simulator, address in controls:
+        lines.append(f"    {plantds} fault {address} offline    ({simulator}; then online; 'help' lists its faults)")
     lines += [
         f"  Logs: {state}",
         "  Ready. Press Ctrl-C to stop everything.",

@@ -28,6 +28,7 @@ from typing import Callable
 
 from ...server.foreground import stop_requested, wait_until_stopped
 from ...server.serial_line import LineClock
+from ...server.sim_faults import Fault, add_fault_arguments, faults_from_command_line
 from . import protocol
 
 # The unit forgets a partial request after this much quiet (TFLEX D-9: "times out silently").
@@ -110,6 +111,8 @@ class ChillerSimulator:
         self._corrupt = 0
         self._errors: collections.deque[tuple[int, int | None]] = collections.deque()
         self._noise = 0.0
+        self._online = True
+        self._delay_s = 0.0
         # Requests this unit answered (none while silent), for tests to check the wire bytes.
         self.requests: collections.deque[bytes] = collections.deque(maxlen=1000)
 
@@ -190,6 +193,19 @@ class ChillerSimulator:
                 conn.shutdown(socket.SHUT_RDWR)  # wakes its serving thread, which closes it
             except OSError:
                 pass
+
+    def set_online(self, online: bool) -> None:
+        """Offline: the unit is powered down, silent on the line (the terminal server stays up)."""
+        with self._lock:
+            self._online = online
+
+    def set_delay(self, seconds: float) -> None:
+        """Answer every request ``seconds`` late (a slow unit; beyond a client's timeout it looks
+        like silence)."""
+        if seconds < 0:
+            raise ValueError(f"delay {seconds} s must be >= 0")
+        with self._lock:
+            self._delay_s = seconds
 
     def set_serial_mode(self, enabled: bool) -> None:
         """Serial mode off (front panel): the unit ignores everything on the line."""
@@ -322,7 +338,7 @@ class ChillerSimulator:
             buffer += chunk
             arrived = rx.send(len(chunk), now)[-1] if rx else now
             for request in self._split(buffer):
-                _sleep_until(arrived)
+                _sleep_until(arrived + self._delay_s)
                 reply = self.respond(request)
                 if reply:
                     try:
@@ -362,7 +378,7 @@ class ChillerSimulator:
     def respond(self, request: bytes) -> bytes | None:
         """The bytes the unit sends back for one request frame addressed to it (None: silent)."""
         with self._lock:
-            if not self._serial_mode:
+            if not (self._online and self._serial_mode):
                 return None
             self.requests.append(request)
             if request[-1] != protocol.checksum(request[1:-1]):
@@ -485,6 +501,23 @@ def _decimals_for(precision: float) -> int:
 
 
 # -- command line ----------------------------------------------------------------------------
+# The chiller's own faults (beside offline/online, drop, delay), from the command line.
+FAULTS = {
+    "corrupt": Fault("[COUNT]", "send the next reply(s) with a wrong checksum", lambda sim, n="1": sim.corrupt_next(int(n))),
+    "error": Fault("CODE [COUNT]", "answer the next request(s) with NC error CODE (1-5)",
+                   lambda sim, code, n="1": sim.error_next(int(code), int(n))),
+    "noise": Fault("PROBABILITY", "stray bytes before a reply with this probability (0-1)",
+                   lambda sim, p: sim.set_noise(float(p))),
+    "fault": Fault("NAME", "raise a fault status bit of the family's table (Polystat: 'chiller faulted'): the unit stops", lambda sim, n: sim.set_fault(n)),
+    "warning": Fault("NAME", "raise a warning status bit of the family's table (ThermoFlex: 'low fixed flow warning')", lambda sim, n: sim.set_warning(n)),
+    "serial": Fault("on|off", "the front panel's serial mode (off: the unit ignores the line)",
+                    lambda sim, v: sim.set_serial_mode({"on": True, "off": False}[v])),
+    "precision": Fault("0.01|0.1|1", "change the temperature precision, as the front panel does",
+                       lambda sim, p: sim.set_precision(float(p))),
+    "clear": Fault("", "clear fault and warning bits", lambda sim: sim.clear()),
+}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=5021, help="TCP port (0: any free port)")
@@ -497,6 +530,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pace requests and replies at this baud rate")
     parser.add_argument("--setpoint", type=float, default=20.0, help="initial set point in °C")
     parser.add_argument("--pty", action="store_true", help="also serve on a pseudo-terminal")
+    add_fault_arguments(parser, FAULTS)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -510,7 +544,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{sim.family.name} chiller simulator, address {sim.address}, on {sim.url}", flush=True)
         if args.pty:
             print(f"  and on {sim.open_pty()}", flush=True)
-        wait_until_stopped(stop)
+        with faults_from_command_line(sim, FAULTS, args):
+            wait_until_stopped(stop)
     finally:
         sim.stop()
     return 0

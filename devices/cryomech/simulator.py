@@ -35,6 +35,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from ...server.foreground import stop_requested, wait_until_stopped
 from ...server.serial_line import LineClock
+from ...server.sim_faults import Fault, add_fault_arguments, faults_from_command_line
 from . import protocol as p
 
 FRAMERS = {"socket": FramerType.SOCKET, "rtu": FramerType.RTU}
@@ -536,6 +537,24 @@ class CpaSimulator:
 # -- command line: plantds simulate cpa ------------------------------------------------------------
 
 
+def _code(text: str) -> int:
+    return int(text, 0)  # 0x40, 0b101 or 64
+
+
+# The compressor's own faults (beside offline/online, drop, delay), from the command line.
+FAULTS = {
+    "exception": Fault("CODE|none", "answer every request with this Modbus exception (e.g. 4); none: stop",
+                       lambda sim, c: sim.set_exception(None if c == "none" else _code(c))),
+    "warnings": Fault("MASK", "set the warning bits (e.g. 0x4); 0 clears", lambda sim, m: sim.set_warnings(_code(m))),
+    "alarms": Fault("MASK", "set alarm bits: the compressor trips (state 7)", lambda sim, m: sim.set_alarms(_code(m))),
+    "lockout": Fault("", "error lockout (state 6): starts are ignored", lambda sim: sim.lockout()),
+    "state": Fault("CODE", "show this raw operating state code", lambda sim, c: sim.force_state(_code(c))),
+    "ignore-start": Fault("[COUNT]", "acknowledge but ignore the next start write(s)",
+                          lambda sim, n="1": sim.ignore_next_start(_code(n))),
+    "clear": Fault("", "clear warnings, alarms and lockout, as at the panel", lambda sim: sim.clear_faults()),
+}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=5020, help="TCP port (0 = any free port)")
@@ -547,6 +566,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pressure-scale", choices=p.PRESSURE_UNITS, default="bar")
     parser.add_argument("--temperature-scale", choices=p.TEMPERATURE_UNITS, default="degC")
     parser.add_argument("--time-scale", type=float, default=1.0, help="speed up the physics")
+    add_fault_arguments(parser, FAULTS)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -569,7 +589,8 @@ def run(args: argparse.Namespace) -> int:
         unit = "any unit id" if args.unit is None else f"unit {args.unit}"
         fmt = "CPA3" if args.cpa3 else "CPA2"
         print(f"Cryomech {args.model} simulator ({fmt} format, {unit}) at {sim.url}", flush=True)
-        wait_until_stopped(stop)
+        with faults_from_command_line(sim, FAULTS, args):
+            wait_until_stopped(stop)
     return 0
 
 

@@ -41,6 +41,7 @@ from typing import Callable
 import can
 
 from ...server.foreground import stop_requested, wait_until_stopped
+from ...server.sim_faults import Fault, add_fault_arguments, faults_from_command_line
 from . import protocol
 from .table import Command, load_commands
 
@@ -737,6 +738,12 @@ class HpsuSimulator:
         """Offline: the heat pump (nodes and display) is silent; the gateways stay up."""
         self._online = online
 
+    def set_delay(self, seconds: float) -> None:
+        """The nodes answer this late (their latency; beyond a client's timeout it is silence)."""
+        if seconds < 0:
+            raise ValueError(f"delay {seconds} s must be >= 0")
+        self.latency_s = seconds
+
     def drop_connections(self) -> None:
         for server in (self._socketcand, self._elm):
             if server is not None:
@@ -843,6 +850,19 @@ class HpsuSimulator:
 
 
 # ------------------------------------------------------------------------------ CLI
+# The heat pump's own faults (beside offline/online, drop, delay), from the command line.
+FAULTS = {
+    "error": Fault("CODE", "the heat pump's error code (0: none)", lambda sim, code: sim.set_error(int(code))),
+    "garble": Fault("[COUNT]", "put a malformed frame before the next frame(s) a gateway forwards",
+                    lambda sim, n="1": sim.garble(int(n))),
+    "mute": Fault("NAME...", "the nodes stop answering these commands (e.g. t_hs)", lambda sim, *names: sim.mute(*names)),
+    "refuse-writes": Fault("NAME...", "the nodes ignore writes to these commands",
+                           lambda sim, *names: sim.refuse_writes(*names)),
+    "value": Fault("NAME VALUE", "set a value on the bus (e.g. t_ext -5, mode_01 heating)",
+                   lambda sim, name, value: sim.set_value(name, value)),
+}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--socketcand-port", type=int, default=SOCKETCAND_PORT,
@@ -862,6 +882,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bitrate", type=int, default=0,
                         help="CAN frames take their frame time at this bit rate (the HPSU: "
                              "20000; 0 = frames cross at once)")
+    add_fault_arguments(parser, FAULTS)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -879,5 +900,6 @@ def run(args: argparse.Namespace) -> int:
     ) as sim:
         for url in sim.urls:
             print(f"heat pump simulator: {url}", flush=True)
-        wait_until_stopped(stop)
+        with faults_from_command_line(sim, FAULTS, args):
+            wait_until_stopped(stop)
     return 0

@@ -10,7 +10,7 @@ import sys
 import pytest
 import tango
 
-from plantds.server.demo import SIMULATOR_PORTS, demo_devices
+from plantds.server.demo import INSTRUMENT_PORTS, SIMULATOR_PORTS, demo_devices
 from plantds.server.testing import free_ports, wait_for
 
 
@@ -66,6 +66,16 @@ def test_demo_serves_live_devices_and_stops_everything_on_ctrl_c(demo):
     assert cpa.get_property("Url")["Url"][0] == f"tcp://127.0.0.1:{base + 1}"  # moved with the port base
     # live: the acquisition time moves on
     wait_for(lambda: cpa.read_attribute("HighPressure").time.totime() > first.time.totime(), what="fresh values")
+
+    # The banner's fault line, as an operator in training runs it: the compressor goes silent,
+    # its device says so, and comes back.
+    control = f"127.0.0.1:{base + 1 + INSTRUMENT_PORTS}"
+    assert f"fault {control} offline" in banner
+    fault = [sys.executable, "-m", "plantds.server.cli", "fault", control]
+    assert subprocess.run([*fault, "offline"], capture_output=True, timeout=60).returncode == 0
+    wait_for(lambda: cpa.state() == tango.DevState.UNKNOWN, what="compressor UNKNOWN while its simulator is offline")
+    assert subprocess.run([*fault, "online"], capture_output=True, timeout=60).returncode == 0
+    wait_for(lambda: cpa.state() not in (tango.DevState.UNKNOWN, tango.DevState.INIT), what="compressor back")
 
     proc.send_signal(signal.SIGINT)
     assert proc.wait(60) == 0
