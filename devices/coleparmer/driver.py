@@ -363,38 +363,24 @@ class NcDriver:
     def _read_frame(self, port: Any, command: int, deadline: float) -> protocol.Frame | None:
         """Read exactly one frame: drop bytes until a plausible header (our lead, address and
         command or 0F), then read the n + 1 bytes it announces. FrameError if that is corrupt."""
-        buffer = bytearray()
-        while True:
-            start = buffer.find(self.lead)
-            if start < 0:
-                self.stray_bytes += len(buffer)
-                buffer.clear()
-            elif start:
-                self.stray_bytes += start
-                del buffer[:start]
-            if len(buffer) >= protocol.HEADER_LENGTH and not self._plausible(buffer, command):
-                self.stray_bytes += 1
-                del buffer[0]
-                continue
-            need = (
-                protocol.frame_length(buffer) if len(buffer) >= protocol.HEADER_LENGTH
-                else protocol.HEADER_LENGTH
-            ) - len(buffer)
-            if need == 0:
-                return protocol.decode_frame(bytes(buffer), lead=self.lead, address=self.address)
-            if time.monotonic() >= deadline:
-                if buffer:
-                    raise FrameError(f"reply cut off after {len(buffer)} bytes")
-                return None
-            buffer += port.read(need)
-
-    def _plausible(self, header: bytearray, command: int) -> bool:
-        return (
-            header[1] == 0x00
-            and header[2] == self.address
-            and header[3] in (command, protocol.ERROR_REPLY)
-            and header[4] <= _MAX_REPLY_DATA
+        splitter = protocol.FrameSplitter(
+            self.lead, self.address,
+            lambda header: header[3] in (command, protocol.ERROR_REPLY) and header[4] <= _MAX_REPLY_DATA,
         )
+        data = b""
+        try:
+            while True:
+                # Asking the port for what completes the frame only: nothing after it is taken.
+                frames = splitter.feed(data)
+                if frames:
+                    return protocol.decode_frame(frames[0], lead=self.lead, address=self.address)
+                if time.monotonic() >= deadline:
+                    if splitter.buffer:
+                        raise FrameError(f"reply cut off after {len(splitter.buffer)} bytes")
+                    return None
+                data = port.read(splitter.missing())
+        finally:
+            self.stray_bytes += splitter.stray
 
     def _describe(self, error: protocol.ErrorReply, command: int) -> str:
         advice = {

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Iterable, NamedTuple
+from typing import Callable, Iterable, NamedTuple
 
 LEADS = {"RS232": 0xCA, "RS485": 0xCC}
 HEADER_LENGTH = 5  # lead, address MSB, address LSB, command, n
@@ -183,6 +183,67 @@ def decode_frame(raw: bytes, *, lead: int | None = None, address: int | None = N
     if raw[-1] != expected:
         raise FrameError(f"checksum {raw[-1]:02X}, computed {expected:02X}")
     return Frame(raw[0], raw[2], raw[3], bytes(raw[HEADER_LENGTH:-1]))
+
+
+class FrameSplitter:
+    """The resynchronising frame reader of both ends of the line (the driver and the
+    simulator): bytes in, whole frames out, as they come off the wire in any pieces.
+
+    Bytes before a plausible header (``lead``, address MSB 00, ``address``, and whatever
+    ``plausible(header)`` adds, e.g. the command asked) are dropped and counted in ``stray``;
+    a frame is taken once the n + 1 bytes its header announces are there. It only cuts: the
+    frame is checked by :func:`decode_frame`.
+    """
+
+    def __init__(self, lead: int, address: int, plausible: Callable[[bytes], bool] | None = None):
+        self.lead, self.address = lead, address
+        self._plausible = plausible or (lambda header: True)
+        self.buffer = bytearray()
+        self.stray = 0
+
+    def feed(self, data: bytes = b"") -> list[bytes]:
+        """Add ``data``; the whole frames now complete, in order."""
+        self.buffer += data
+        frames = []
+        while (frame := self._take()) is not None:
+            frames.append(frame)
+        return frames
+
+    def missing(self) -> int:
+        """Bytes still needed to complete the frame begun in the buffer (a header's worth if
+        none is begun): what a reader asks the port for, never more."""
+        if len(self.buffer) < HEADER_LENGTH:
+            return HEADER_LENGTH - len(self.buffer)
+        return frame_length(self.buffer) - len(self.buffer)
+
+    def clear(self) -> None:
+        """Forget a partial frame (the line was quiet too long for it to be completed)."""
+        self.buffer.clear()
+
+    def _take(self) -> bytes | None:
+        buffer = self.buffer
+        while True:
+            start = buffer.find(self.lead)
+            if start < 0:
+                self.stray += len(buffer)
+                buffer.clear()
+                return None
+            if start:
+                self.stray += start
+                del buffer[:start]
+            if len(buffer) < HEADER_LENGTH:
+                return None
+            header = bytes(buffer[:HEADER_LENGTH])
+            if header[1] != 0x00 or header[2] != self.address or not self._plausible(header):
+                self.stray += 1
+                del buffer[0]
+                continue
+            length = frame_length(header)
+            if len(buffer) < length:
+                return None
+            frame = bytes(buffer[:length])
+            del buffer[:length]
+            return frame
 
 
 def read_request(command: int, *, address: int = 1, bus: str = "RS232") -> bytes:

@@ -315,7 +315,7 @@ class ChillerSimulator:
     def _serve(self, read: Callable[[], bytes | None], write: Callable[[bytes], None]) -> None:
         """One line: collect request frames, answer each (``read`` gives b"" on a quiet poll,
         None when the peer is gone)."""
-        buffer = bytearray()
+        splitter = protocol.FrameSplitter(self.lead, self.address)
         last_byte = time.monotonic()
         # Both directions at the line's speed: a request is answered once its bytes could have
         # arrived, and the reply takes its own character times.
@@ -331,13 +331,12 @@ class ChillerSimulator:
                 return
             now = time.monotonic()
             if not chunk:
-                if buffer and now - last_byte > _PARTIAL_FRAME_TIMEOUT_S:
-                    buffer.clear()
+                if splitter.buffer and now - last_byte > _PARTIAL_FRAME_TIMEOUT_S:
+                    splitter.clear()
                 continue
             last_byte = now
-            buffer += chunk
             arrived = rx.send(len(chunk), now)[-1] if rx else now
-            for request in self._split(buffer):
+            for request in splitter.feed(chunk):
                 _sleep_until(arrived + self._delay_s)
                 reply = self.respond(request)
                 if reply:
@@ -345,26 +344,6 @@ class ChillerSimulator:
                         self._send(write, reply, tx)
                     except OSError:
                         return
-
-    def _split(self, buffer: bytearray) -> list[bytes]:
-        """Take the complete frames addressed to this unit off the front of ``buffer``."""
-        frames = []
-        while True:
-            start = buffer.find(self.lead)
-            if start < 0:
-                buffer.clear()
-                return frames
-            del buffer[:start]
-            if len(buffer) < protocol.HEADER_LENGTH:
-                return frames
-            if buffer[1] != 0x00 or buffer[2] != self.address:
-                del buffer[0]
-                continue
-            length = protocol.frame_length(buffer)
-            if len(buffer) < length:
-                return frames
-            frames.append(bytes(buffer[:length]))
-            del buffer[:length]
 
     def _send(self, write: Callable[[bytes], None], data: bytes, tx: LineClock | None) -> None:
         if tx is None:
