@@ -134,6 +134,24 @@ def payload_line(data: bytes) -> str:
     return data.hex(" ").upper()
 
 
+# The adapter's side of the same text (the simulator's ELM327 emulation), next to the client's
+# so both read and write it one way: payload_line → payload_from_line, frame_line → parse_frame.
+def payload_from_line(command: str) -> bytes | None:
+    """The bytes a typed payload line asks the adapter to send (spaces ignored, 1-8 bytes of
+    hex); None for anything else (the adapter answers '?')."""
+    compact = _compact(command)
+    if not re.fullmatch(r"([0-9A-F]{2}){1,8}", compact):
+        return None
+    return bytes.fromhex(compact)
+
+
+def frame_line(arbitration_id: int, data: bytes, headers: bool = True, spaces: bool = True) -> str:
+    """How the adapter prints a received frame: with headers (AT H1) the 3-digit id first;
+    with spaces (AT S1) a space between fields."""
+    fields = ([f"{arbitration_id:03X}"] if headers else []) + [f"{b:02X}" for b in data]
+    return (" " if spaces else "").join(fields)
+
+
 class Elm327:
     """Prompt-driven command I/O with one adapter over a pyserial object."""
 

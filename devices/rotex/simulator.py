@@ -42,7 +42,7 @@ import can
 
 from ...server.foreground import stop_requested, wait_until_stopped
 from ...server.sim_faults import Fault, add_fault_arguments, faults_from_command_line
-from . import protocol
+from . import elm327, protocol
 from .table import Command, load_commands
 
 log = logging.getLogger(__name__)
@@ -532,10 +532,10 @@ class _ElmSession:
 
     def _transmit(self, command: str) -> None:
         """Send a payload line as a frame; print each frame heard until the window closes."""
-        if not re.fullmatch(r"([0-9A-F]{2}){1,8}", command):
+        payload = elm327.payload_from_line(command)
+        if payload is None:
             self._print("?")
             return
-        payload = bytes.fromhex(command)
         formatting = self._formatting()
         if formatting:  # ISO 15765-4 single frame: a length byte first, 7 bytes at most
             if len(payload) > 7:
@@ -577,8 +577,7 @@ class _ElmSession:
         return self.auto_format and self._memory.protocol not in ("B", "C")
 
     def _format(self, arbitration_id: int, data: bytes) -> str:
-        fields = ([f"{arbitration_id:03X}"] if self.headers else []) + [f"{b:02X}" for b in data]
-        return (" " if self.spaces else "").join(fields)
+        return elm327.frame_line(arbitration_id, data, self.headers, self.spaces)
 
     def _deliver(self, arbitration_id: int, data: bytes) -> None:
         if self._listening and self.receive_filter in (None, arbitration_id):

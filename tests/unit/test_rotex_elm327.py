@@ -14,8 +14,10 @@ from plantds.devices.rotex.elm327 import (
     Elm327,
     ElmError,
     check_reply,
+    frame_line,
     is_transient_failure,
     parse_frame,
+    payload_from_line,
     payload_line,
     reply_lines,
 )
@@ -71,6 +73,18 @@ def test_parse_frame_reads_what_the_adapter_prints(arbitration_id, data, spaces)
     fields = [f"{arbitration_id:03X}"] + [f"{b:02X}" for b in data]
     line = (" " if spaces else "").join(fields)
     assert parse_frame(line) == (arbitration_id, data)
+    assert frame_line(arbitration_id, data, spaces=spaces) == line  # what the emulation prints
+
+
+@given(st.binary(min_size=1, max_size=8))
+def test_a_payload_line_is_read_back_as_its_bytes(data):
+    assert payload_from_line(payload_line(data)) == data
+    assert payload_from_line(payload_line(data).replace(" ", "").lower()) == data
+
+
+@pytest.mark.parametrize("line", ["", "3", "31 0", "31 00 FA 01 D6 00 00 00 00", "31 0G", "AT Z"])
+def test_what_is_not_a_payload_line(line):
+    assert payload_from_line(line) is None
 
 
 @given(st.text(max_size=40))
