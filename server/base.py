@@ -2,8 +2,9 @@
 
 It owns the common device properties, the I/O worker, the diagnostic attributes and the
 mapping of communication state + instrument state to Tango State/Status. Subclasses stay thin:
-they build a driver, declare their attributes (read from the snapshot with
-:meth:`PlantDevice.read_from_snapshot`), map the instrument's own status with
+they build a driver, give their attributes as :class:`~plantds.server.schema.Attr` records from
+their tables (:meth:`PlantDevice.attribute_schema`; read from the snapshot, write-checked in one
+place), map the instrument's own status with
 :meth:`PlantDevice.instrument_state`, and turn commands into queued jobs with
 :meth:`PlantDevice.run_on_instrument`.
 """
@@ -14,7 +15,7 @@ import concurrent.futures
 import logging
 import math
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import tango
 from tango import AttrQuality, AttrWriteType, DevState, GreenMode
@@ -22,6 +23,7 @@ from tango.server import Device, attribute, device_property
 
 from .errors import CommandRefused, CommError, NotVerified
 from .publisher import Publisher
+from .schema import Attr
 from .worker import Comm, IOWorker, Withdrawn
 
 log = logging.getLogger(__name__)
@@ -108,8 +110,37 @@ class PlantDevice(Device):
         """Map one snapshot to (State, Status text) while communication is good."""
         raise NotImplementedError
 
+    def attribute_schema(self) -> Iterable[Attr]:  # pragma: no cover - abstract
+        """This device's attributes, from its tables and its properties (units, family,
+        language); run after :meth:`create_driver`."""
+        raise NotImplementedError
+
+    def write_value(self, name: str, value: Any) -> Any:  # pragma: no cover - abstract
+        """Write a writable attribute's value to the instrument (after :meth:`checked_value`)."""
+        raise NotImplementedError
+
     def create_attributes(self) -> None:
-        """Declare this device's attributes with :meth:`add_snapshot_attribute` (from its tables)."""
+        """Every attribute of :meth:`attribute_schema`, created (server start) or configured
+        again (Init)."""
+        self._schema = {spec.name: spec for spec in self.attribute_schema()}
+        for spec in self._schema.values():
+            if spec.defaults or spec.unit_per_device:
+                self.set_device_defaults(spec.name, unit=spec.unit if spec.unit_per_device else None, **spec.defaults)
+            fset = self._write_from_client if spec.writable else None
+            self.add_snapshot_attribute(spec.name, fset=fset, **spec.tango_properties())
+
+    def _write_from_client(self, attr: tango.WAttribute) -> None:
+        self.write_value(attr.get_name(), attr.get_write_value())
+
+    def checked_value(self, name: str, value: Any, write_range: tuple[float, float] | None = None) -> float:
+        """The one write check of every instrument: a finite number within the attribute's write
+        range (``write_range`` for a value that has no attribute here), narrowed by the DB's
+        min_value/max_value; otherwise a DevFailed naming the limit, and nothing is sent."""
+        spec = self._schema.get(name)
+        low, high = write_range or (spec.write_range if spec else None) or (None, None)
+        if spec is not None and low is not None:
+            low, high = self.configured_range(name, low, high)
+        return check_number(name, value, low, high)
 
     # ---- life cycle --------------------------------------------------------------------------
     def init_device(self) -> None:
@@ -118,6 +149,7 @@ class PlantDevice(Device):
         self._publisher: Publisher | None = None
         self._config_error = ""
         self._db_attr_props: dict[str, dict[str, list[str]]] = {}  # re-read on every Init
+        self._schema: dict[str, Attr] = {}
         created = hasattr(self, "_attr_table_defaults")
         if not created:
             self._attr_table_defaults: dict[str, dict[str, str]] = {}
@@ -382,6 +414,10 @@ class PlantDevice(Device):
     # ---- reading from the snapshot -----------------------------------------------------------
     def snapshot_value(self, key: str) -> tuple[Any, float, bool]:
         """(value, acquisition time, valid) of ``key`` in the current snapshot."""
+        spec = self._schema.get(key)
+        if spec is not None and spec.joins:
+            items, stamp, valid = self.snapshot_value(spec.joins)
+            return ", ".join(items or ()), stamp, valid
         worker = self.worker
         if worker is None:
             return None, time.time(), False

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-import tango
 from tango import DevState
 from tango.server import command, device_property
 
-from ...server.base import REASON_REFUSED, PlantDevice, check_number, fail
+from ...server.base import REASON_REFUSED, PlantDevice, fail
+from ...server.schema import Attr, joined
 from . import protocol
 from .driver import NcDriver
 
@@ -64,35 +64,27 @@ BOOLEANS = {
     "HeaterOn": ("Heater on", "The heater is on"),
 }
 
-STATUS = {
-    "StatusFlags": dict(
-        dtype=(str,), max_dim_x=40, label="Status flags",
-        doc="Names of the status bits that are set; a bit the manual does not name reads "
-            "by position, e.g. 'd2 b.3'",
-    ),
-    "StatusRaw": dict(
-        dtype=str, label="Status bytes",
-        doc="Read Status data bytes as received (hex, d1 first), for bits still to be named",
-    ),
-    "Precision": dict(
-        dtype=float, label="Precision", format="%g",
-        doc="Resolution the chiller uses for temperatures (1, 0.1 or 0.01 degree); writes are "
-            "encoded at it",
-    ),
-    "TemperatureUnit": dict(
-        dtype=str, label="Chiller temperature unit",
-        doc="Unit in the chiller's replies: degC, degF, or empty (RTE/EX/Merlin send none)",
-    ),
-    # Scalars for clients that show string arrays behind a button (Taurus forms, alarm formulas).
-    "StatusFlagsText": dict(
-        dtype=str, label="Status flags", doc="The status bits that are set, comma separated",
-    ),
-    "AtSetpoint": dict(
-        dtype=bool, label="At set point",
-        doc="The bath temperature has been within SetpointTolerance of the set point for "
-            "SetpointHoldTime (evaluated at each refresh; change events)",
-    ),
-}
+STATUS = (
+    Attr("StatusFlags", (str,), "Status flags",
+         "Names of the status bits that are set; a bit the manual does not name reads by "
+         "position, e.g. 'd2 b.3'", options={"max_dim_x": 40}),
+    Attr("StatusRaw", str, "Status bytes",
+         "Read Status data bytes as received (hex, d1 first), for bits still to be named"),
+    Attr("Precision", float, "Precision",
+         "Resolution the chiller uses for temperatures (1, 0.1 or 0.01 degree); writes are "
+         "encoded at it", format="%g"),
+    Attr("TemperatureUnit", str, "Chiller temperature unit",
+         "Unit in the chiller's replies: degC, degF, or empty (RTE/EX/Merlin send none)"),
+    joined("StatusFlagsText", "StatusFlags", "Status flags", "The status bits that are set, comma separated"),
+    Attr("AtSetpoint", bool, "At set point",
+         "The bath temperature has been within SetpointTolerance of the set point for "
+         "SetpointHoldTime (evaluated at each refresh; change events)"),
+)
+# Memorized so the DB keeps the operator's last set point and clients see it as the write value
+# after a restart, but never hw_memorized: a server restart must not push a possibly stale set
+# point into a running process; the chiller keeps its own set point through power cycles and is
+# read back every cycle.
+MEMORIZED = {"Setpoint": {"memorized": True, "hw_memorized": False}}
 
 # Units in which the chiller's numbers are shown as degC. RTE, EX and Merlin send no unit in
 # their qualifier; their display is in °C unless changed in the setup loop (README).
@@ -139,35 +131,22 @@ class ColeParmerChiller(PlantDevice):
             slow_refresh_s=self.SlowRefreshPeriod / 1000.0,
         )
 
-    def create_attributes(self) -> None:
+    def attribute_schema(self) -> list[Attr]:
         family = protocol.FAMILIES.get(self.Family)
         if family is None:  # init_device has put the configuration error in State/Status
-            return
+            return []
+        schema = []
         for name, parameter in family.parameters.items():
             kind, label, doc = PARAMETERS[name]
-            props: dict[str, Any] = dict(dtype=float, unit=kind.unit, format=kind.format, label=label, doc=doc)
-            if parameter.set is None:
-                self.add_snapshot_attribute(name, **props)
-                continue
-            props.update(min_value=kind.low, max_value=kind.high)
-            if name == "Setpoint":
-                # Memorized so the DB keeps the operator's last set point and clients see it as
-                # the write value after a restart, but never hw_memorized: a server restart must
-                # not push a possibly stale set point into a running process; the chiller keeps
-                # its own set point through power cycles and is read back every cycle.
-                props.update(memorized=True, hw_memorized=False)
-            self.add_snapshot_attribute(name, fset=self._write_attribute, **props)
-        for name in family.booleans:
-            label, doc = BOOLEANS[name]
-            self.add_snapshot_attribute(name, dtype=bool, label=label, doc=doc)
-        for name, props in STATUS.items():
-            self.add_snapshot_attribute(name, **props)
+            writable = parameter.set is not None
+            schema.append(Attr(name, float, label, doc, unit=kind.unit, format=kind.format,
+                               write_range=(kind.low, kind.high) if writable else None,
+                               options=MEMORIZED.get(name, {}) if writable else {}))
+        schema += [Attr(name, bool, *BOOLEANS[name]) for name in family.booleans]
+        return schema + list(STATUS)
 
     def snapshot_value(self, key: str) -> tuple[Any, float, bool]:
         """Temperatures in a unit other than °C are withheld rather than shown as degC."""
-        if key == "StatusFlagsText":
-            flags, stamp, valid = super().snapshot_value("StatusFlags")
-            return ", ".join(flags or ()), stamp, valid
         if key == "AtSetpoint":
             return self._at_setpoint()
         value, stamp, valid = super().snapshot_value(key)
@@ -191,15 +170,11 @@ class ColeParmerChiller(PlantDevice):
         return unit is None or unit in CELSIUS
 
     # ---- writes ------------------------------------------------------------------------------
-    def _write_attribute(self, attr: tango.WAttribute) -> None:
-        self.write_parameter(attr.get_name(), attr.get_write_value())
-
-    def write_parameter(self, name: str, value: float) -> float:
+    def write_value(self, name: str, value: float) -> float:
         """Validate, then set through the worker; the chiller's echo is what the attribute reads
         as soon as the write returns."""
         self.check_writable(f"write {name}")
-        low, high = self._write_range(name)
-        value = check_number(name, value, low, high)
+        value = self.checked_value(name, value)
         if name in TEMPERATURES and not self._celsius():
             unit = _ascii(self.worker.snapshot.values["TemperatureUnit"])
             fail(REASON_REFUSED, (
@@ -207,11 +182,6 @@ class ColeParmerChiller(PlantDevice):
                 "Set the chiller's temperature unit to degC; nothing was sent."
             ))
         return self.run_on_instrument(f"write {name}", lambda drv: drv.write(name, value))
-
-    def _write_range(self, name: str) -> tuple[float, float]:
-        """The attribute's min_value/max_value (the DB may have narrowed the defaults)."""
-        kind = PARAMETERS[name][0]
-        return self.configured_range(name, kind.low, kind.high)
 
     # ---- State / Status ----------------------------------------------------------------------
     def instrument_state(self, values: dict) -> tuple[DevState, str]:
@@ -268,7 +238,7 @@ class ColeParmerChiller(PlantDevice):
         dtype_out=float, doc_out="The set point the chiller stored",
     )
     def SetSetpoint(self, value: float) -> float:
-        return self.write_parameter("Setpoint", value)
+        return self.write_value("Setpoint", value)
 
 
 def _unit_state(settings: dict[str, bool]) -> str:

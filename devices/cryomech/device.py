@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from tango import DevState
 from tango.server import command, device_property
 
 from ...server.base import PlantDevice
+from ...server.schema import Attr, joined
 from . import protocol
 from .driver import CpaDriver
 
@@ -48,30 +47,24 @@ ANALOG = {
 FIXED_UNITS = {"current": ("A", "%.1f"), "hours": ("h", "%.1f")}
 FORMATS = {"temperature": "%.1f", "pressure": "%.2f"}
 
-OTHER = {
-    "OperatingState": dict(
-        dtype=str, label="Operating state",
-        doc="Label of the panel's operating state (register 30001): "
-            + ", ".join(dict.fromkeys(protocol.STATE_LABELS)) + "; the code is OperatingStateCode",
-    ),
-    "OperatingStateCode": dict(dtype=int, label="Operating state code", doc="Raw code of register 30001"),
-    "CompressorRunning": dict(dtype=bool, label="Compressor running", doc="Compressor motor energized"),
-    "Warnings": dict(dtype=(str,), max_dim_x=32, label="Warnings", doc="Active warning conditions"),
-    "Alarms": dict(dtype=(str,), max_dim_x=32, label="Alarms", doc="Active alarm (error) conditions"),
-    # Scalars for clients that show string arrays behind a button (Taurus forms, alarm formulas).
-    "WarningsText": dict(dtype=str, label="Warnings", doc="Active warning conditions, comma separated"),
-    "AlarmsText": dict(dtype=str, label="Alarms", doc="Active alarm (error) conditions, comma separated"),
-    "WarningCode": dict(dtype=int, label="Warning code", format="0x%08X", doc="Warning bit mask"),
-    "AlarmCode": dict(dtype=int, label="Alarm code", format="0x%08X", doc="Alarm (error) bit mask"),
-    "PressureScale": dict(dtype=str, label="Panel pressure scale", doc="Unit shown on the panel (30029)"),
-    "TemperatureScale": dict(dtype=str, label="Panel temperature scale", doc="Unit shown on the panel (30030)"),
-    "Model": dict(dtype=str, label="Model", doc="Compressor model decoded from register 30032"),
-    "PanelSerialNumber": dict(dtype=int, label="Panel serial number", doc="Register 30031"),
-    "SoftwareRevision": dict(dtype=str, label="Software revision", doc="Panel software revision"),
-}
-
-# Text attribute → the list it joins.
-TEXTS = {"WarningsText": "Warnings", "AlarmsText": "Alarms"}
+STATUS = (
+    Attr("OperatingState", str, "Operating state",
+         "Label of the panel's operating state (register 30001): "
+         + ", ".join(dict.fromkeys(protocol.STATE_LABELS)) + "; the code is OperatingStateCode"),
+    Attr("OperatingStateCode", int, "Operating state code", "Raw code of register 30001"),
+    Attr("CompressorRunning", bool, "Compressor running", "Compressor motor energized"),
+    Attr("Warnings", (str,), "Warnings", "Active warning conditions", options={"max_dim_x": 32}),
+    Attr("Alarms", (str,), "Alarms", "Active alarm (error) conditions", options={"max_dim_x": 32}),
+    joined("WarningsText", "Warnings", "Warnings", "Active warning conditions, comma separated"),
+    joined("AlarmsText", "Alarms", "Alarms", "Active alarm (error) conditions, comma separated"),
+    Attr("WarningCode", int, "Warning code", "Warning bit mask", format="0x%08X"),
+    Attr("AlarmCode", int, "Alarm code", "Alarm (error) bit mask", format="0x%08X"),
+    Attr("PressureScale", str, "Panel pressure scale", "Unit shown on the panel (30029)"),
+    Attr("TemperatureScale", str, "Panel temperature scale", "Unit shown on the panel (30030)"),
+    Attr("Model", str, "Model", "Compressor model decoded from register 30032"),
+    Attr("PanelSerialNumber", int, "Panel serial number", "Register 30031"),
+    Attr("SoftwareRevision", str, "Software revision", "Panel software revision"),
+)
 
 TEMPERATURE_UNITS = ("degC", "K", "degF")
 PRESSURE_UNITS = ("bar", "psi", "kPa")
@@ -115,14 +108,14 @@ class CryomechCPA(PlantDevice):
             stop_value=self.StopValue,
         )
 
-    def create_attributes(self) -> None:
+    def attribute_schema(self) -> list[Attr]:
         units = {"temperature": self.TemperatureUnit, "pressure": self.PressureUnit}
+        analog = []
         for name, (kind, label, doc) in ANALOG.items():
             unit, fmt = FIXED_UNITS.get(kind) or (units.get(kind, ""), FORMATS[kind])
-            self.set_device_defaults(name, unit=unit, **self._default_limits(name, kind))
-            self.add_snapshot_attribute(name, dtype=float, unit=unit, format=fmt, label=label, doc=doc)
-        for name, props in OTHER.items():
-            self.add_snapshot_attribute(name, **props)
+            analog.append(Attr(name, float, label, doc, unit=unit, format=fmt, unit_per_device=True,
+                               defaults=self._default_limits(name, kind)))
+        return analog + list(STATUS)
 
     def _default_limits(self, name: str, kind: str) -> dict[str, str]:
         """The CPA1114 set points converted to this device's units (the DB may override them)."""
@@ -135,12 +128,6 @@ class CryomechCPA(PlantDevice):
             convert = lambda v: protocol.convert_pressure(v, "psi", self.PressureUnit)  # noqa: E731
         keys = ("min_alarm", "min_warning", "max_warning", "max_alarm")
         return {k: f"{convert(v):.2f}" for k, v in zip(keys, limits) if v is not None}
-
-    def snapshot_value(self, key: str) -> tuple[Any, float, bool]:
-        if key in TEXTS:
-            conditions, stamp, valid = super().snapshot_value(TEXTS[key])
-            return ", ".join(conditions or ()), stamp, valid
-        return super().snapshot_value(key)
 
     # ---- State / Status ----------------------------------------------------------------------
     def instrument_state(self, values: dict) -> tuple[DevState, str]:

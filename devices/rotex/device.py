@@ -7,13 +7,13 @@ import math
 import re
 from typing import Any
 
-import tango
 from tango import DevState
 from tango.server import command, device_property
 
 from ...server.base import (
     REASON_FAILED, REASON_OUT_OF_RANGE, REASON_READ_ONLY, PlantDevice, fail,
 )
+from ...server.schema import Attr
 from . import protocol, pyhpsu
 from .driver import OWN_ID, HpsuDriver
 from .table import DEFAULT_MONITORING, LANGUAGES, Command, load_commands
@@ -78,35 +78,32 @@ class RotexHPSU(PlantDevice):
         self._acquired = acquired
         return driver
 
-    def create_attributes(self) -> None:
+    def attribute_schema(self) -> list[Attr]:
+        schema = []
         for name in self._acquired:  # set by create_driver, even when it fails
-            self._add_command_attributes(self._table[name])
+            schema += self._command_attributes(self._table[name])
+        return schema
 
-    def _add_command_attributes(self, cmd: Command) -> None:
+    def _command_attributes(self, cmd: Command) -> list[Attr]:
+        """The command's attribute and, for a coded one, its label's; labels and descriptions
+        are per device (one server may host devices in different languages)."""
         label = cmd.labels[self._language]
         doc = cmd.descriptions[self._language]
         if cmd.value_codes:
             doc += " Codes: " + ", ".join(f"{code} {lbl}" for lbl, code in cmd.value_codes.items())
         floating = cmd.type == "float"
-        props: dict[str, Any] = dict(
-            dtype=float if floating else int, unit=cmd.unit, label=label, doc=doc,
+        value = Attr(
+            cmd.name, float if floating else int, label, doc, unit=cmd.unit,
             format=f"%.{protocol.decimals(cmd)}f" if floating else "%d",
+            write_range=protocol.write_range(cmd) if cmd.writable else None,
+            unit_per_device=True, defaults={"label": label, "description": doc},
         )
-        fset = None
-        if cmd.writable:
-            low, high = protocol.write_range(cmd)
-            number = (lambda v: repr(float(v))) if floating else (lambda v: str(int(v)))
-            props.update(min_value=number(low), max_value=number(high))
-            fset = self._write_attribute
-        # Per device: one server may host devices in different languages.
-        self.set_device_defaults(cmd.name, unit=cmd.unit, label=label, description=doc)
-        self.add_snapshot_attribute(cmd.name, fset=fset, **props)
-        if cmd.value_codes:
-            name = cmd.name + LABEL_SUFFIX
-            label_doc = (f"Label of the code {cmd.name} reads ({', '.join(cmd.value_codes)}); "
-                         f"the code itself is {cmd.name}")
-            self.set_device_defaults(name, label=label, description=label_doc)
-            self.add_snapshot_attribute(name, dtype=str, label=label, doc=label_doc)
+        if not cmd.value_codes:
+            return [value]
+        label_doc = (f"Label of the code {cmd.name} reads ({', '.join(cmd.value_codes)}); "
+                     f"the code itself is {cmd.name}")
+        return [value, Attr(cmd.name + LABEL_SUFFIX, str, label, label_doc,
+                            defaults={"label": label, "description": label_doc})]
 
     # ---- reading -----------------------------------------------------------------------------
     def snapshot_value(self, key: str) -> tuple[Any, float, bool]:
@@ -134,9 +131,8 @@ class RotexHPSU(PlantDevice):
         return pyhpsu.text(cmd, value)
 
     # ---- writing -----------------------------------------------------------------------------
-    def _write_attribute(self, attr: tango.WAttribute) -> None:
-        name = attr.get_name()
-        self.write_command(self._table[name], attr.get_write_value(), f"write {name}")
+    def write_value(self, name: str, value: float) -> float | int:
+        return self.write_command(self._table[name], value, f"write {name}")
 
     @command(
         dtype_in=(str,),
@@ -167,23 +163,13 @@ class RotexHPSU(PlantDevice):
             number = cmd.value_codes.get(value, math.nan) / cmd.divisor
         else:
             number = value
-        low, high = self._configured_range(cmd)
-        if math.isfinite(number) and not low <= number <= high:
-            fail(REASON_OUT_OF_RANGE, f"{what} refused: {number:g} is outside {low:g}..{high:g} "
-                                      f"(the attribute's min_value/max_value); nothing was sent")
+        if math.isfinite(number):  # NaN: an unknown label, named below
+            self.checked_value(cmd.name, number, protocol.write_range(cmd))
         try:
             protocol.encode_write(cmd, value)  # the driver's own checks, before anything is queued
         except ValueError as exc:
             fail(REASON_OUT_OF_RANGE, f"{what} refused: {exc}; nothing was sent")
         return self.run_on_instrument(what, lambda drv: drv.write(cmd.name, value))
-
-    def _configured_range(self, cmd: Command) -> tuple[float, float]:
-        """The table's write range, narrowed by the attribute's min/max_value where the Tango DB
-        sets them (so WriteValue honours the limits a site put on the attribute)."""
-        low, high = protocol.write_range(cmd)
-        if cmd.name not in self._acquired:
-            return low, high
-        return self.configured_range(cmd.name, low, high)
 
     def _command(self, name: str) -> Command:
         cmd = self._table.get(name.strip().lower())
