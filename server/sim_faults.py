@@ -14,9 +14,10 @@ import contextlib
 import shlex
 import socket
 import sys
-import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
+
+from .tcp_server import TcpServer
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -67,33 +68,17 @@ class ControlServer:
 
     def __init__(self, sim: Any, faults: dict[str, Fault], port: int, host: str = "127.0.0.1"):
         self._sim, self._faults = sim, faults
-        self._server = socket.create_server((host, port))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, name="sim-control", daemon=True)
-        self._thread.start()
+        self._server = TcpServer(host, port, self._serve, "sim-control")
 
     @property
     def address(self) -> str:
-        host, port = self._server.getsockname()[:2]
-        return f"{host}:{port}"
+        return f"{self._server.host}:{self._server.port}"
 
     def close(self) -> None:
-        self._stop.set()
-        with contextlib.suppress(OSError):
-            self._server.shutdown(socket.SHUT_RDWR)
         self._server.close()
-        self._thread.join(5.0)
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), name="sim-control-client", daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
-        with conn, conn.makefile("rw", encoding="utf-8", newline="\n") as stream:
+        with conn.makefile("rw", encoding="utf-8", newline="\n") as stream:
             for line in stream:
                 line = line.strip()
                 if line == "help":

@@ -29,6 +29,7 @@ from typing import Callable
 from ...server.foreground import stop_requested, wait_until_stopped
 from ...server.serial_line import LineClock
 from ...server.sim_faults import Fault, add_fault_arguments, faults_from_command_line
+from ...server.tcp_server import TcpServer
 from . import protocol
 
 # The unit forgets a partial request after this much quiet (TFLEX D-9: "times out silently").
@@ -117,23 +118,20 @@ class ChillerSimulator:
         self.requests: collections.deque[bytes] = collections.deque(maxlen=1000)
 
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._server: socket.socket | None = None
-        self._connections: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []  # the pseudo-terminals' serving threads
+        self._server: TcpServer | None = None
         self._pty_fds: list[int] = []
 
     # -- life cycle --------------------------------------------------------------------------
     def start(self) -> None:
-        server = socket.create_server((self._host, self._requested_port))
-        server.settimeout(_POLL_S)
-        self._server = server
-        self._spawn(lambda: self._accept_loop(server), "accept")
+        self._stop.clear()
+        self._server = TcpServer(self._host, self._requested_port, self._serve_connection, "chiller-sim")
 
     @property
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("simulator not started")
-        return self._server.getsockname()[1]
+        return self._server.port
 
     @property
     def url(self) -> str:
@@ -158,22 +156,14 @@ class ChillerSimulator:
 
     def stop(self) -> None:
         self._stop.set()
-        # shutdown() wakes the threads blocked in accept()/recv() at once.
-        with self._lock:
-            connections = list(self._connections)
-        for sock in ([self._server] if self._server else []) + connections:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:  # not connected (any more)
-                pass
+        if self._server is not None:
+            self._server.close()  # cuts the clients: their serving threads end
+            self._server = None
         for thread in self._threads:
             thread.join(5.0)
-        for sock in ([self._server] if self._server else []) + connections:
-            sock.close()
         for fd in self._pty_fds:
             os.close(fd)
         self._threads.clear()
-        self._connections.clear()
         self._pty_fds.clear()
 
     def __enter__(self) -> "ChillerSimulator":
@@ -186,13 +176,13 @@ class ChillerSimulator:
     # -- fault injection and inspection ------------------------------------------------------
     def drop_connections(self) -> None:
         """Cut every TCP client (a terminal server restarting); the clients reconnect."""
-        with self._lock:
-            connections = list(self._connections)
-        for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)  # wakes its serving thread, which closes it
-            except OSError:
-                pass
+        if self._server is not None:
+            self._server.drop_connections()
+
+    @property
+    def connections(self) -> int:
+        """TCP clients connected now."""
+        return self._server.connections if self._server is not None else 0
 
     def set_online(self, online: bool) -> None:
         """Offline: the unit is powered down, silent on the line (the terminal server stays up)."""
@@ -276,41 +266,19 @@ class ChillerSimulator:
         self._threads.append(thread)
         thread.start()
 
-    def _accept_loop(self, server: socket.socket) -> None:
-        while not self._stop.is_set():
+    def _serve_connection(self, conn: socket.socket) -> None:
+        """Serve one TCP client (a thread of the TcpServer, which closes and forgets it)."""
+        conn.settimeout(_POLL_S)
+
+        def read() -> bytes | None:
             try:
-                conn, _ = server.accept()
+                return conn.recv(256) or None  # b"" from recv = peer closed
             except socket.timeout:
-                continue
-            except OSError:  # shut down by stop()
-                return
-            if self._stop.is_set():
-                conn.close()
-                return
-            conn.settimeout(_POLL_S)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                self._connections.append(conn)
+                return b""
+            except OSError:
+                return None
 
-            def read(conn: socket.socket = conn) -> bytes | None:
-                try:
-                    return conn.recv(256) or None  # b"" from recv = peer closed
-                except socket.timeout:
-                    return b""
-                except OSError:
-                    return None
-
-            self._spawn(lambda read=read, conn=conn: self._serve_connection(conn, read), "tcp")
-
-    def _serve_connection(self, conn: socket.socket, read: Callable[[], bytes | None]) -> None:
-        """Serve one TCP client; its socket is closed and forgotten when it leaves."""
-        try:
-            self._serve(read, conn.sendall)
-        finally:
-            with self._lock:
-                if conn in self._connections:
-                    self._connections.remove(conn)
-            conn.close()
+        self._serve(read, conn.sendall)
 
     def _serve(self, read: Callable[[], bytes | None], write: Callable[[bytes], None]) -> None:
         """One line: collect request frames, answer each (``read`` gives b"" on a quiet poll,

@@ -42,6 +42,7 @@ import can
 
 from ...server.foreground import stop_requested, wait_until_stopped
 from ...server.sim_faults import Fault, add_fault_arguments, faults_from_command_line
+from ...server.tcp_server import TcpServer
 from . import elm327, protocol
 from .table import Command, load_commands
 
@@ -274,58 +275,6 @@ class HpsuModel:
 
 
 # ------------------------------------------------------------------------------ TCP plumbing
-class _TcpServer:
-    """A listening socket with one thread per connection; connections can be cut at will."""
-
-    def __init__(self, host: str, port: int, handle: Callable[[socket.socket], None], name: str):
-        self._listener = socket.create_server((host, port))
-        self.port = self._listener.getsockname()[1]
-        self._handle = handle
-        self._conns: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._accept, name=f"{name}-accept", daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:  # listener shut down
-                return
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                self._conns.add(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        try:
-            self._handle(conn)
-        except OSError:  # the client went away or the connection was dropped
-            pass
-        finally:
-            with self._lock:
-                self._conns.discard(conn)
-            conn.close()
-
-    def drop_connections(self) -> None:
-        with self._lock:
-            conns = list(self._conns)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)  # wakes the handler's recv; it then closes
-            except OSError:
-                pass
-
-    def close(self) -> None:
-        try:
-            self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept() on Linux
-        except OSError:
-            pass
-        self._listener.close()
-        self.drop_connections()
-        self._thread.join(2.0)
-
-
 class _Writer:
     """Sends queued text on a socket from its own thread, so a slow reader never blocks the bus."""
 
@@ -673,8 +622,8 @@ class HpsuSimulator:
         )
         self._lock = threading.Lock()
         self._virtual: _VirtualGateway | None = None
-        self._socketcand: _TcpServer | None = None
-        self._elm: _TcpServer | None = None
+        self._socketcand: TcpServer | None = None
+        self._elm: TcpServer | None = None
         self.socketcand_port: int | None = None
         self.elm_port: int | None = None
 
@@ -685,14 +634,14 @@ class HpsuSimulator:
         if self._channel is not None:
             self._virtual = _VirtualGateway(self, self._channel.removeprefix("virtual://"))
         if self._socketcand_port is not None:
-            self._socketcand = _TcpServer(
+            self._socketcand = TcpServer(
                 self.host, self._socketcand_port,
                 lambda conn: _SocketcandSession(self, conn, self._socketcand_channel).run(),
                 "hpsu-sim-socketcand",
             )
             self.socketcand_port = self._socketcand.port
         if self._elm_port is not None:
-            self._elm = _TcpServer(
+            self._elm = TcpServer(
                 self.host, self._elm_port,
                 lambda conn: _ElmSession(self, conn, self._elm_memory).run(), "hpsu-sim-elm",
             )

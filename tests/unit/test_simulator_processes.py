@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -44,8 +45,8 @@ def test_chiller_simulator_forgets_closed_connections():
     with ChillerSimulator(port=0) as sim:
         for _ in range(20):
             socket.create_connection(("127.0.0.1", sim.port)).close()
-        wait_for(lambda: not sim._connections, what="closed client sockets released")
-        wait_for(lambda: len([t for t in sim._threads if t.is_alive()]) <= 1,
+        wait_for(lambda: sim.connections == 0, what="closed client sockets released")
+        wait_for(lambda: not [t for t in threading.enumerate() if t.name == "chiller-sim-client"],
                  what="serving threads ended")
 
 
