@@ -32,7 +32,7 @@ import tango
 from plantds.devices.cryomech.simulator import CpaSimulator
 from plantds.server import config
 from plantds.server.processes import console_script, embedded_database, stop_process
-from plantds.server.testing import free_ports
+from plantds.server.testing import free_ports, wait_for
 
 INSTANCE = "startup"
 TIMEOUT_S = 600.0
@@ -58,26 +58,16 @@ def register(db: tango.Database, count: int, url: str, polling: bool) -> list[st
 
 
 def history_rows(sqlite_file: Path) -> int:
+    """Rows in the DB's attribute-property history (pytango-db's sqlite schema)."""
     with contextlib.closing(sqlite3.connect(sqlite_file)) as con:
-        tables = {row[0] for row in con.execute("select name from sqlite_master where type='table'")}
-        table = next((t for t in ("property_attribute_device_hist",) if t in tables), None)
-        return con.execute(f"select count(*) from {table}").fetchone()[0] if table else -1
+        return con.execute("select count(*) from property_attribute_device_hist").fetchone()[0]
 
 
 def wait_all(names: list[str], tango_host: str, ready, deadline: float) -> None:
-    pending = list(names)
-    while pending:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{len(pending)} devices not ready")
-        name = pending[0]
-        try:
-            proxy = tango.DeviceProxy(f"tango://{tango_host}/{name}")
-            if ready(proxy):
-                pending.pop(0)
-                continue
-        except tango.DevFailed:
-            pass
-        time.sleep(0.05)
+    """Wait until ``ready(proxy)`` holds for every device, or raise at ``deadline``."""
+    for name in names:
+        wait_for(lambda: ready(tango.DeviceProxy(f"tango://{tango_host}/{name}")),
+                 timeout=max(0.0, deadline - time.monotonic()), what=f"{name} ready")
 
 
 def measure(count: int, polling: bool, work: Path) -> tuple[float, float, int]:

@@ -261,7 +261,8 @@ class ChillerSimulator:
     # -- transports --------------------------------------------------------------------------
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=f"chiller-sim-{name}", daemon=True)
-        # Finished threads are forgotten, so a simulator serving reconnects for days stays flat.
+        # Finished threads are forgotten, so a long-running simulator's list stays flat (TCP
+        # clients are the TcpServer's own threads).
         self._threads = [t for t in self._threads if t.is_alive()]
         self._threads.append(thread)
         thread.start()
