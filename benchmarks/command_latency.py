@@ -10,7 +10,8 @@ Starts an embedded Tango DB (PyDatabaseds) on loopback, the simulators and one P
 * ``chiller``   Polystat over NC paced at 9600 baud
 * ``hpsu-cand`` heat pump over socketcand, the default monitoring Commands, nodes answering in
   20 ms, plus one silent node (a listed command it never answers)
-* ``hpsu-elm``  the same over ELM327 on TCP
+* ``hpsu-elm``  the same over ELM327 on TCP, on the same bus: each heat pump device is a second
+  client keeping the other's nodes busy, so the ELM327's receive filter shows their replies too
 
 and prints, per device and request (all through DeviceProxy with PyTango's default 3 s timeout):
 

@@ -3,7 +3,8 @@
 The adapter is a command interpreter on a serial line: every command is a text line ending in
 CR, and the adapter prints its reply lines followed by a ``>`` prompt. A hex payload line makes
 it transmit one CAN frame and print every frame it receives (through its ``AT CRA`` filter)
-until its own reply window closes, then the prompt. So one exchange is: write a line, read to
+until its own reply window closes, or until it has shown the response count the line ends with,
+then the prompt (docs/rotex-hpsu-can.md §7.3). So one exchange is: write a line, read to
 the prompt — never a fixed sleep, and never a second command before the prompt (pyHPSU's bug #7
 in docs/rotex-hpsu-can.md §6.2: an unread reply poisons the next exchange).
 
@@ -33,7 +34,11 @@ PROMPT_MARGIN_S = 1.0
 # A reply window that never closes (frames from the filtered node keep arriving within the
 # adapter's timeout on a very busy bus) is given up after this long.
 MAX_EXCHANGE_S = 10.0
-READ_SLICE_S = 0.05  # serial read granularity; a read returns as soon as a byte arrives
+READ_SLICE_S = 0.05
+# Reads sent with the response count 1 before one that listens through the whole reply window:
+# on a bus where other stations keep the node busy, a window stays open as long as the node
+# keeps answering them (0.6 s measured beside a second client refreshing the same node).
+COUNTED_ATTEMPTS = 3  # serial read granularity; a read returns as soon as a byte arrives
 
 # Set-up (docs/rotex-hpsu-can.md §7): the bitrate lives in programmable parameter 2F as a divisor of
 # 500 kbit/s (0x19 = 25 → 20 kbit/s) for protocol C; PPs only take effect after a reset.
@@ -129,20 +134,31 @@ def is_transient_failure(line: str) -> bool:
     return any(marker in line.upper() for marker in TRANSIENT_FAILURES)
 
 
-def payload_line(data: bytes) -> str:
-    """The hex text that makes the adapter transmit ``data`` (with CAN auto-formatting off)."""
-    return data.hex(" ").upper()
+def payload_line(data: bytes, responses: int | None = None) -> str:
+    """The hex text that makes the adapter transmit ``data`` (with CAN auto-formatting off).
+
+    ``responses`` (1-15) is the ELM327's response count (v1.3 and later): one hex digit after
+    the data bytes, and the adapter ends its reply window, printing the prompt, as soon as it
+    has shown that many frames instead of waiting out its AT ST timer after the last one.
+    """
+    text = data.hex(" ").upper()
+    if responses is None:
+        return text
+    if not 1 <= responses <= 15:
+        raise ValueError(f"response count {responses} is not one hex digit 1-F")
+    return f"{text} {responses:X}"
 
 
 # The adapter's side of the same text (the simulator's ELM327 emulation), next to the client's
 # so both read and write it one way: payload_line → payload_from_line, frame_line → parse_frame.
-def payload_from_line(command: str) -> bytes | None:
+def payload_from_line(command: str) -> tuple[bytes, int | None] | None:
     """The bytes a typed payload line asks the adapter to send (spaces ignored, 1-8 bytes of
-    hex); None for anything else (the adapter answers '?')."""
-    compact = _compact(command)
-    if not re.fullmatch(r"([0-9A-F]{2}){1,8}", compact):
+    hex) and its response count (a last odd hex digit 1-F, else None); None for anything else
+    (the adapter answers '?')."""
+    match = re.fullmatch(r"((?:[0-9A-F]{2}){1,8})([1-9A-F])?", _compact(command))
+    if match is None:
         return None
-    return bytes.fromhex(compact)
+    return bytes.fromhex(match[1]), int(match[2], 16) if match[2] else None
 
 
 def frame_line(arbitration_id: int, data: bytes, headers: bool = True, spaces: bool = True) -> str:
@@ -218,7 +234,18 @@ class Elm327:
 
 
 class Elm327Port:
-    """An ELM327 as a CAN port: one frame out, the frames heard until the prompt back."""
+    """An ELM327 as a CAN port: one frame out, the frames heard until the prompt back.
+
+    A read ends at its reply, not at the adapter's reply window: the payload line carries the
+    response count 1, so the adapter shows the first frame through its ``AT CRA`` filter and
+    prompts at once (on the HPSU bus that saves the AT ST wait, 200 ms by default, on every
+    exchange). The filter passes every frame of the node, so when that first frame is the
+    node's reply to someone else, the read is sent again with a count one more than the frames
+    that came ahead of the reply, and after ``COUNTED_ATTEMPTS`` such tries without a count:
+    the adapter then shows everything until its window closes. A write expects no reply: it goes out with responses off
+    (``AT R0``), so the adapter prompts as soon as the frame is on the bus. An adapter that
+    answers ``?`` to either (a clone older than v1.3) is used without it.
+    """
 
     def __init__(self, serial, name: str):
         self.name = name
@@ -226,6 +253,9 @@ class Elm327Port:
         self._elm = Elm327(serial, name)
         self._header: int | None = None
         self._receive_filter: int | None = None
+        self._responses = True  # the adapter's AT R setting (on after every reset)
+        self._counts = True  # the adapter takes a response count on a payload line
+        self._responses_off = True  # the adapter knows AT R0
         try:
             self._elm.initialise()
         except BaseException:
@@ -242,7 +272,8 @@ class Elm327Port:
         observe: Callable[[int, bytes], None],
     ) -> bytes | None:
         """Send ``data`` from ``sender``; return the data of the first frame ``is_reply``
-        accepts, or None. Every other frame heard is handed to ``observe``.
+        accepts, or None (``timeout=0`` just sends). Every other frame heard is handed to
+        ``observe``.
 
         The adapter only shows frames from ``responder`` (``AT CRA``) and only while it waits
         after its own transmission, so there is nothing stale to drain here.
@@ -253,10 +284,49 @@ class Elm327Port:
         if responder != self._receive_filter:
             self._elm.expect_ok(f"AT CRA {responder:03X}")
             self._receive_filter = responder
-        text = payload_line(data)
+        if timeout <= 0:
+            if self._responses_off:
+                self._set_responses(False)
+            self._exchange(payload_line(data), timeout, observe, is_reply)
+            return None
+        self._set_responses(True)
+        count = 1
+        for _ in range(COUNTED_ATTEMPTS if self._counts else 0):
+            reply, shown = self._exchange(payload_line(data, count), timeout, observe, is_reply)
+            if reply is not None or not shown:
+                return reply
+            # The node's first frames were its replies to other stations: ask again (a read
+            # changes nothing), letting as many frames go ahead of ours as came this time.
+            count = min(15, shown + 1)
+        return self._exchange(payload_line(data), timeout, observe, is_reply)[0]
+
+    def _set_responses(self, on: bool) -> None:
+        if on == self._responses:
+            return
+        text = "AT R1" if on else "AT R0"
+        lines = self._elm.command(text)
+        if lines == ["?"] and not on:
+            log.info("%s: the adapter does not know AT R0; writes wait out its reply window", self.name)
+            self._responses_off = False
+            return
+        if lines != ["OK"]:
+            raise ElmError(f"{self.name}: {text!r} answered {lines!r}, expected 'OK'")
+        self._responses = on
+
+    def _exchange(
+        self, text: str, timeout: float, observe: Callable[[int, bytes], None],
+        is_reply: Callable[[int, bytes], bool],
+    ) -> tuple[bytes | None, int]:
+        """One payload line to the prompt: the reply's data (or None) and the frames shown."""
         lines = self._elm.command(text, timeout + PROMPT_MARGIN_S)
+        if lines == ["?"] and self._counts and len(_compact(text)) % 2:
+            log.info("%s: the adapter does not take a response count; every read waits out "
+                     "its reply window", self.name)
+            self._counts = False
+            text = _compact(text)[:-1]
+            lines = self._elm.command(text, timeout + PROMPT_MARGIN_S)
         check_reply(lines, text)
-        reply = None
+        reply, shown = None, 0
         for line in lines:
             frame = parse_frame(line)
             if frame is None:
@@ -266,11 +336,12 @@ class Elm327Port:
                     self.malformed += 1
                     log.debug("%s: skipped malformed line %r", self.name, line)
                 continue
+            shown += 1
             if reply is None and is_reply(*frame):
                 reply = frame[1]
             else:
                 observe(*frame)
-        return reply
+        return reply, shown
 
     def close(self) -> None:
         self._elm.close()

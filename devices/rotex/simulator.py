@@ -383,7 +383,8 @@ class _ElmSession:
     """One ELM327 adapter on a TCP connection: AT commands, payload lines, reply frames."""
 
     PP_BITRATE = 0x2F  # protocol C bitrate divisor of 500 kbit/s
-    FLAGS = {"E": "echo", "H": "headers", "S": "spaces", "V": "variable_dlc", "CAF": "auto_format"}
+    FLAGS = {"E": "echo", "H": "headers", "S": "spaces", "V": "variable_dlc", "CAF": "auto_format",
+             "R": "responses"}
     FACTORY_DIVISOR = 0x0A  # 50 kbit/s
 
     def __init__(self, sim: "HpsuSimulator", conn: socket.socket, memory: _ElmMemory):
@@ -396,7 +397,7 @@ class _ElmSession:
 
     def _reset(self) -> None:
         self.echo, self.headers, self.spaces = True, False, True
-        self.variable_dlc, self.auto_format = False, True
+        self.variable_dlc, self.auto_format, self.responses = False, True, True
         self.header, self.receive_filter = 0x7DF, None
         memory = self._memory
         divisor = memory.pp_values.get(self.PP_BITRATE, self.FACTORY_DIVISOR)
@@ -442,7 +443,7 @@ class _ElmSession:
         if at == "D":
             self._reset()
             return ["OK"]
-        if match := re.fullmatch(r"(E|H|S|V|CAF)([01])", at):
+        if match := re.fullmatch(r"(E|H|S|V|CAF|R)([01])", at):
             setattr(self, self.FLAGS[match[1]], match[2] == "1")
             return ["OK"]
         # Accepted without effect: the reply window is the simulator's elm_timeout_s.
@@ -480,10 +481,15 @@ class _ElmSession:
         return ["?"]
 
     def _transmit(self, command: str) -> None:
-        """Send a payload line as a frame; print each frame heard until the window closes."""
-        payload = elm327.payload_from_line(command)
-        if payload is None:
+        """Send a payload line as a frame; print each frame heard until the window closes, or
+        until the line's response count is reached; with responses off (AT R0) none."""
+        request = elm327.payload_from_line(command)
+        if request is None:
             self._print("?")
+            return
+        payload, count = request
+        if count is not None and not self._sim.elm_counts:
+            self._print("?")  # an adapter older than v1.3 knows no response count
             return
         formatting = self._formatting()
         if formatting:  # ISO 15765-4 single frame: a length byte first, 7 bytes at most
@@ -498,12 +504,15 @@ class _ElmSession:
             return
         while not self._rx.empty():
             self._rx.get_nowait()
+        if not self.responses:
+            self._sim.inject(self._deliver, self.header, payload)
+            return
         self._listening = True
         shown = 0
         try:
             self._sim.inject(self._deliver, self.header, payload)
             # The reply window restarts with every frame shown, as on the real adapter.
-            while True:
+            while shown != count:
                 try:
                     arbitration_id, data = self._rx.get(timeout=self._sim.elm_timeout_s)
                 except queue.Empty:
@@ -581,6 +590,7 @@ class HpsuSimulator:
         background_rate_hz: float = 0.0,
         mimic_clients: bool = False,
         elm_pp: bool = True,
+        elm_counts: bool = True,
         elm_timeout_s: float = 0.1,
         drift: bool = True,
         seed: int | None = None,
@@ -599,6 +609,7 @@ class HpsuSimulator:
         self.background_rate_hz = background_rate_hz
         self.mimic_clients = mimic_clients
         self.elm_pp = elm_pp
+        self.elm_counts = elm_counts  # takes a response count after the data (ELM327 v1.3+)
         self.elm_timeout_s = elm_timeout_s
         # The last frames clients put on the bus (bounded: the display and the other client
         # poll for ever, and a list grew by ~20 frames/s in a long demo).
@@ -819,6 +830,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ELM327 emulator port (0 = any free port, -1 = off)")
     parser.add_argument("--no-pp", action="store_true",
                         help="emulate an ELM327 clone without programmable parameters")
+    parser.add_argument("--no-response-count", action="store_true",
+                        help="emulate an ELM327 older than v1.3 ('?' to a response count)")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="node reply latency")
     parser.add_argument("--background-rate", type=float, default=5.0,
                         help="RoCon display / other client requests per second (0 = quiet bus)")
@@ -843,6 +856,7 @@ def run(args: argparse.Namespace) -> int:
         background_rate_hz=args.background_rate,
         mimic_clients=args.mimic_clients,
         elm_pp=not args.no_pp,
+        elm_counts=not args.no_response_count,
         elm_timeout_s=args.elm_timeout_ms / 1000.0,
         bitrate=args.bitrate or None,
     ) as sim:

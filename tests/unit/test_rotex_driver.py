@@ -197,7 +197,9 @@ def test_bad_writes_are_refused_before_the_wire(sim, drivers, transport):
     with pytest.raises(ValueError, match="label"):
         driver.write("mode_01", "turbo")
     driver.read("t_hs")  # something surely sent, so nothing else can still be on its way
-    assert sim.frames_from(OWN_ID)[before:] == [protocol.encode_read(sim.commands["t_hs"])]
+    # Only that read went out (over ELM327 it may go twice: a reply to the display came first).
+    sent = sim.frames_from(OWN_ID)[before:]
+    assert sent and set(sent) == {protocol.encode_read(sim.commands["t_hs"])}
 
 
 def test_a_write_that_does_not_take_is_reported(sim, drivers):
@@ -304,6 +306,33 @@ def test_elm327_clone_without_pp_is_named(drivers):
         assert not sim.received  # nothing reached the bus
     finally:
         sim.stop()
+
+
+def test_elm327_reads_end_at_their_reply_and_writes_at_the_prompt(drivers):
+    """Issue 8: every ELM327 exchange waited out the adapter's reply window after the frames.
+    Here the window is 30 s, beyond the driver's wait for the prompt: a read that did not end on
+    its response count, or a write sent with responses on, would fail with no prompt."""
+    sim = start_sim(elm_timeout_s=30.0, background_rate_hz=0.0, mimic_clients=False)
+    try:
+        for name, value in MODEL.items():
+            sim.set_value(name, value)
+        driver = drivers(url_of(sim, "elm327"))
+        driver.connect()
+        assert driver.refresh() == MODEL
+        assert driver.write("heat_slope", 0.7) == 0.7 and sim.value("heat_slope") == 0.7
+        assert driver.counters.timeouts == 0
+    finally:
+        sim.stop()
+
+
+def test_an_elm327_without_response_counts_still_reads_and_writes(sim, drivers):
+    """A clone older than v1.3 answers '?' to a response count: the port reads without it."""
+    sim.elm_counts = False
+    driver = drivers(url_of(sim, "elm327"))
+    driver.connect()
+    assert driver.refresh() == MODEL
+    assert driver.write("heat_slope", 0.7) == 0.7
+    assert driver.counters.failed_reads == 0
 
 
 def test_configuration_errors_are_named_up_front():

@@ -76,13 +76,21 @@ def test_parse_frame_reads_what_the_adapter_prints(arbitration_id, data, spaces)
     assert frame_line(arbitration_id, data, spaces=spaces) == line  # what the emulation prints
 
 
-@given(st.binary(min_size=1, max_size=8))
-def test_a_payload_line_is_read_back_as_its_bytes(data):
-    assert payload_from_line(payload_line(data)) == data
-    assert payload_from_line(payload_line(data).replace(" ", "").lower()) == data
+@given(st.binary(min_size=1, max_size=8), st.none() | st.integers(1, 15))
+def test_a_payload_line_is_read_back_as_its_bytes_and_response_count(data, responses):
+    line = payload_line(data, responses)
+    assert payload_from_line(line) == (data, responses)
+    assert payload_from_line(line.replace(" ", "").lower()) == (data, responses)
 
 
-@pytest.mark.parametrize("line", ["", "3", "31 0", "31 00 FA 01 D6 00 00 00 00", "31 0G", "AT Z"])
+@pytest.mark.parametrize("responses", [0, 16, -1])
+def test_a_response_count_is_one_hex_digit_1_to_f(responses):
+    with pytest.raises(ValueError, match="1-F"):
+        payload_line(b"\x31", responses)
+
+
+@pytest.mark.parametrize("line", ["", "3", "31 0", "31 00 FA 01 D6 00 00 00 00", "31 0G", "AT Z",
+                                  "31 00 FA 01 D6 00 00 00 00 1", "31 00 0"])
 def test_what_is_not_a_payload_line(line):
     assert payload_from_line(line) is None
 
@@ -95,6 +103,9 @@ def test_parse_frame_never_raises(line):
 
 def test_payload_line():
     assert payload_line(bytes.fromhex("3100FA01D60000")) == "31 00 FA 01 D6 00 00"
+    # The datasheet's example of a response count: "01 05 1" returns after one response.
+    assert payload_line(bytes.fromhex("0105"), 1) == "01 05 1"
+    assert payload_from_line("01 05 1") == (b"\x01\x05", 1)
 
 
 # -- error texts ------------------------------------------------------------------------------
