@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import os
 import signal
@@ -142,8 +141,7 @@ def run(args: argparse.Namespace) -> int:
         controls = []
         for number, sim in enumerate(simulators(first_port)):
             stack.enter_context(sim)
-            own = importlib.import_module(type(sim).__module__).FAULTS
-            control = sim_faults.ControlServer(sim, sim_faults.vocabulary(own), first_port + INSTRUMENT_PORTS + number)
+            control = sim_faults.ControlServer(sim, first_port + INSTRUMENT_PORTS + number)
             stack.callback(control.close)
             controls.append((type(sim).__name__, control.address))
             print(f"Simulator running: {type(sim).__name__} at {sim.url}; faults at {control.address}", flush=True)

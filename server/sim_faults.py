@@ -3,8 +3,8 @@ instruments, given at start (``plantds simulate … --fault "delay 0.5"``) or at
 simulator's loopback control port (``--control-port N``), which ``plantds fault 127.0.0.1:N
 offline`` drives. One line per fault, one line back (``ok: …`` or ``error: …``).
 
-Every simulator offers the common faults (offline/online, drop, delay); each instrument adds its
-own (warning and alarm bits, error codes, corrupt replies, …) as a table in its simulator module.
+Every simulator offers the common faults (offline/online, drop, delay, corrupt); each instrument
+adds its own (warning and alarm bits, error codes, …) as a table in its simulator class.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ COMMON = {
     "online": Fault("", "it answers again", lambda sim: sim.set_online(True)),
     "drop": Fault("", "cut every client connection (clients reconnect)", lambda sim: sim.drop_connections()),
     "delay": Fault("SECONDS", "answer each request this late (0: at once)", lambda sim, s: sim.set_delay(float(s))),
+    "corrupt": Fault("[COUNT]", "the next reply(s) fail their check: checksum or CRC, Modbus TCP header, "
+                     "a malformed gateway message", lambda sim, n="1": sim.corrupt_next(int(n))),
 }
 
 
@@ -66,8 +68,8 @@ def apply(sim: Any, faults: dict[str, Fault], line: str) -> str:
 class ControlServer:
     """The simulator's control port: loopback TCP, one fault line in, one line out."""
 
-    def __init__(self, sim: Any, faults: dict[str, Fault], port: int, host: str = "127.0.0.1"):
-        self._sim, self._faults = sim, faults
+    def __init__(self, sim: Any, port: int, host: str = "127.0.0.1"):
+        self._sim = sim  # a server.simulator.Simulator
         self._server = TcpServer(host, port, self._serve, "sim-control")
 
     @property
@@ -82,10 +84,10 @@ class ControlServer:
             for line in stream:
                 line = line.strip()
                 if line == "help":
-                    reply = "ok: faults:\n" + describe(self._faults).replace("\n", " |")
+                    reply = "ok: faults:\n" + describe(self._sim.faults()).replace("\n", " |")
                 else:
                     try:
-                        reply = f"ok: {apply(self._sim, self._faults, line)}"
+                        reply = f"ok: {self._sim.fault(line)}"
                     except ValueError as exc:
                         reply = f"error: {exc}"
                 stream.write(reply.replace("\n", " ") + "\n")
@@ -93,8 +95,7 @@ class ControlServer:
 
 
 # -- the simulator's command line -------------------------------------------------------------
-def add_fault_arguments(parser: argparse.ArgumentParser, own: dict[str, Fault]) -> None:
-    faults = vocabulary(own)
+def add_fault_arguments(parser: argparse.ArgumentParser, faults: dict[str, Fault]) -> None:
     parser.add_argument(
         "--fault", action="append", default=[], metavar="'NAME [ARGS]'",
         help="apply this fault at start (repeatable); faults: " + ", ".join(
@@ -107,18 +108,17 @@ def add_fault_arguments(parser: argparse.ArgumentParser, own: dict[str, Fault]) 
 
 
 @contextlib.contextmanager
-def faults_from_command_line(sim: Any, own: dict[str, Fault], args: argparse.Namespace) -> Iterator[None]:
+def faults_from_command_line(sim: Any, args: argparse.Namespace) -> Iterator[None]:
     """Apply ``--fault`` lines to the started ``sim`` and serve ``--control-port`` while it runs.
     A bad fault line is a ValueError (one line for the operator)."""
-    faults = vocabulary(own)
     for line in args.fault:
-        print(f"Fault applied: {apply(sim, faults, line)}", flush=True)
+        print(f"Fault applied: {sim.fault(line)}", flush=True)
     if args.control_port is None:
         yield
         return
-    control = ControlServer(sim, faults, args.control_port)
+    control = ControlServer(sim, args.control_port)
     print(f"Fault control at {control.address}: plantds fault {control.address} 'NAME [ARGS]' "
-          f"(faults: {', '.join(faults)})", flush=True)
+          f"(faults: {', '.join(sim.faults())})", flush=True)
     try:
         yield
     finally:

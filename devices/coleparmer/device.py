@@ -88,7 +88,7 @@ MEMORIZED = {"Setpoint": {"memorized": True, "hw_memorized": False}}
 
 # Units in which the chiller's numbers are shown as degC. RTE, EX and Merlin send no unit in
 # their qualifier; their display is in °C unless changed in the setup loop (README).
-CELSIUS = ("°C", "")
+CELSIUS = ("degC", "")
 
 
 class ColeParmerChiller(PlantDevice):
@@ -152,8 +152,6 @@ class ColeParmerChiller(PlantDevice):
         value, stamp, valid = super().snapshot_value(key)
         if valid and key in TEMPERATURES and not self._celsius():
             valid = False
-        if valid and key == "TemperatureUnit":
-            value = _ascii(value)
         return value, stamp, valid
 
     def _at_setpoint(self) -> tuple[bool | None, float, bool]:
@@ -176,7 +174,7 @@ class ColeParmerChiller(PlantDevice):
         self.check_writable(f"write {name}")
         value = self.checked_value(name, value)
         if name in TEMPERATURES and not self._celsius():
-            unit = _ascii(self.worker.snapshot.values["TemperatureUnit"])
+            unit = self.worker.snapshot.values["TemperatureUnit"]
             fail(REASON_REFUSED, (
                 f"write {name} refused: the chiller works in {unit} and this device in degC. "
                 "Set the chiller's temperature unit to degC; nothing was sent."
@@ -191,7 +189,7 @@ class ColeParmerChiller(PlantDevice):
         unit = values.get("TemperatureUnit")
         if unit is not None and unit not in CELSIUS:
             return DevState.FAULT, (
-                f"The chiller reports temperatures in {_ascii(unit)}; this device shows degC. Set "
+                f"The chiller reports temperatures in {unit}; this device shows degC. Set "
                 "the chiller's temperature unit to degC (temperatures are withheld until then)."
             )
         if values.get("StatusSeverity") == protocol.FAULT:
@@ -262,11 +260,6 @@ class Settling(NamedTuple):
 
     def held(self, stamp: float, hold_s: float) -> bool:
         return self.since is not None and stamp - self.since >= hold_s
-
-
-def _ascii(unit: str) -> str:
-    """Operator texts stay ASCII: Tango clients do not all decode "°" alike."""
-    return unit.replace("°", "deg")
 
 
 def _is_state_bit(family: protocol.Family, name: str) -> bool:

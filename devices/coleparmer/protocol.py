@@ -108,8 +108,9 @@ SET_COMMANDS = {
     "cool D": 0xF6,
 }
 
-# Unit index = low nibble of the qualifier byte (§6.1).
-UNITS = ("", "°C", "°F", "L/min", "gal/min", "s", "PSI", "bar", "MΩ·cm", "%", "V", "kPa")
+# Unit index = low nibble of the qualifier byte (§6.1), in the project's ASCII unit strings
+# (degC as the other instruments write it; Tango clients do not all decode "°" alike).
+UNITS = ("", "degC", "degF", "L/min", "gal/min", "s", "psi", "bar", "MOhm*cm", "%", "V", "kPa")
 # Decimal places seen in any manual are 0–2; 3 is allowed for ThermoFlex sensors. A larger high
 # nibble is a corrupted qualifier, and would turn a value into a wrong one silently.
 MAX_DECIMALS = 3
@@ -440,7 +441,7 @@ _POLYSTAT_STATUS = _status(
 )
 
 _RTE_ON_OFF = ("unit on", "external sensor", "faults enabled", "mute", "auto restart",
-               "0.01 °C", "full-range cool", "serial comm")
+               "0.01 degC", "full-range cool", "serial comm")
 # Polystat d2–d5 as in its table for later firmware (inference, §7); Merlin's are illegible.
 _POLYSTAT_ON_OFF = ("unit on", "external sensor", "fault mode", "tenths display",
                     "alarms on external sensor")

@@ -26,9 +26,9 @@ import time
 import tty
 from typing import Callable
 
-from ...server.foreground import stop_requested, wait_until_stopped
 from ...server.serial_line import LineClock
-from ...server.sim_faults import Fault, add_fault_arguments, faults_from_command_line
+from ...server.sim_faults import Fault
+from ...server.simulator import Simulator, add_fault_arguments
 from ...server.tcp_server import TcpServer
 from . import protocol
 
@@ -52,9 +52,25 @@ _FAULT_SUMMARY = {"RTE": "unit faulted", "EX": "unit faulted", "Polystat": "chil
                   "Merlin": "chiller faulted"}
 
 
-class ChillerSimulator:
+class ChillerSimulator(Simulator):
     """One NC unit. ``on_off_length``: the only Set On/Off array length its firmware takes (a
-    Merlin 02950.1J–K takes 5); by default every length the family's firmware versions take."""
+    Merlin 02950.1J–K takes 5); by default every length the family's firmware versions take.
+    ``pty``: also serve on a pseudo-terminal from start (its path in ``pty_path``)."""
+
+    # The chiller's own faults (beside offline/online, drop, delay, corrupt), by name.
+    FAULTS = {
+        "error": Fault("CODE [COUNT]", "answer the next request(s) with NC error CODE (1-5)",
+                       lambda sim, code, n="1": sim.error_next(int(code), int(n))),
+        "noise": Fault("PROBABILITY", "stray bytes before a reply with this probability (0-1)",
+                       lambda sim, p: sim.set_noise(float(p))),
+        "fault": Fault("NAME", "raise a fault status bit of the family's table (Polystat: 'chiller faulted'): the unit stops", lambda sim, n: sim.set_fault(n)),
+        "warning": Fault("NAME", "raise a warning status bit of the family's table (ThermoFlex: 'low fixed flow warning')", lambda sim, n: sim.set_warning(n)),
+        "serial": Fault("on|off", "the front panel's serial mode (off: the unit ignores the line)",
+                        lambda sim, v: sim.set_serial_mode({"on": True, "off": False}[v])),
+        "precision": Fault("0.01|0.1|1", "change the temperature precision, as the front panel does",
+                           lambda sim, p: sim.set_precision(float(p))),
+        "clear": Fault("", "clear fault and warning bits", lambda sim: sim.clear()),
+    }
 
     def __init__(
         self,
@@ -71,14 +87,15 @@ class ChillerSimulator:
         time_constant_s: float = 60.0,
         on_off_length: int | None = None,
         seed: int | None = None,
-        temperature_unit: str = "°C",
+        temperature_unit: str = "degC",
+        pty: bool = False,
     ):
         self.family = protocol.family(family)
         self.address = protocol.check_address(address, bus)
         self.lead = protocol.lead_byte(bus)
         self._on_off_lengths = (on_off_length,) if on_off_length else self.family.on_off_lengths
         self._temp_decimals = _decimals_for(precision)
-        # The unit its qualifiers name: °C, °F (a ThermoFlex set to °F) or "" (RTE/EX/Merlin
+        # The unit its qualifiers name: degC, degF (a ThermoFlex set to °F) or "" (RTE/EX/Merlin
         # qualifiers 10/20). Values are the same numbers whatever it says.
         self._temp_unit = protocol.UNITS.index(temperature_unit)
         self.baudrate = baudrate
@@ -104,8 +121,8 @@ class ChillerSimulator:
         self._last_advance = time.monotonic()
         self._running = True
         self._settings = {name: name in _SETTINGS_ON for name in self.family.on_off[1:]}
-        if "0.01 °C" in self._settings:
-            self._settings["0.01 °C"] = self._temp_decimals == 2
+        if "0.01 degC" in self._settings:
+            self._settings["0.01 degC"] = self._temp_decimals == 2
         self._faults: set[str] = set()
         self._warnings: set[str] = set()
         self._serial_mode = True
@@ -121,11 +138,16 @@ class ChillerSimulator:
         self._threads: list[threading.Thread] = []  # the pseudo-terminals' serving threads
         self._server: TcpServer | None = None
         self._pty_fds: list[int] = []
+        self._pty = pty
+        self.pty_path: str | None = None
 
     # -- life cycle --------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self) -> "ChillerSimulator":
         self._stop.clear()
         self._server = TcpServer(self._host, self._requested_port, self._serve_connection, "chiller-sim")
+        if self._pty:
+            self.pty_path = self.open_pty()
+        return self
 
     @property
     def port(self) -> int:
@@ -134,8 +156,12 @@ class ChillerSimulator:
         return self._server.port
 
     @property
-    def url(self) -> str:
-        return f"socket://{self._host}:{self.port}"
+    def urls(self) -> list[str]:
+        return [f"socket://{self._host}:{self.port}"]
+
+    def banner(self) -> str:
+        where = self.url + (f" and {self.pty_path}" if self.pty_path else "")
+        return f"{self.family.name} chiller simulator, address {self.address}, on {where}"
 
     def open_pty(self) -> str:
         """Also serve on a pseudo-terminal; returns the path a client opens (like /dev/ttyUSB0)."""
@@ -165,13 +191,6 @@ class ChillerSimulator:
             os.close(fd)
         self._threads.clear()
         self._pty_fds.clear()
-
-    def __enter__(self) -> "ChillerSimulator":
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- fault injection and inspection ------------------------------------------------------
     def drop_connections(self) -> None:
@@ -429,7 +448,7 @@ class ChillerSimulator:
                 self._running = bool(wanted) and not self._faults  # a faulted unit won't start
                 continue
             self._settings[name] = bool(wanted)
-            if name == "0.01 °C" and self._temp_decimals:
+            if name == "0.01 degC" and self._temp_decimals:
                 self._temp_decimals = 2 if wanted else 1
         state = [self._running if name == "unit on" else self._settings[name] for name in names]
         return bytes(int(on) for on in state)
@@ -449,23 +468,6 @@ def _decimals_for(precision: float) -> int:
 
 
 # -- command line ----------------------------------------------------------------------------
-# The chiller's own faults (beside offline/online, drop, delay), from the command line.
-FAULTS = {
-    "corrupt": Fault("[COUNT]", "send the next reply(s) with a wrong checksum", lambda sim, n="1": sim.corrupt_next(int(n))),
-    "error": Fault("CODE [COUNT]", "answer the next request(s) with NC error CODE (1-5)",
-                   lambda sim, code, n="1": sim.error_next(int(code), int(n))),
-    "noise": Fault("PROBABILITY", "stray bytes before a reply with this probability (0-1)",
-                   lambda sim, p: sim.set_noise(float(p))),
-    "fault": Fault("NAME", "raise a fault status bit of the family's table (Polystat: 'chiller faulted'): the unit stops", lambda sim, n: sim.set_fault(n)),
-    "warning": Fault("NAME", "raise a warning status bit of the family's table (ThermoFlex: 'low fixed flow warning')", lambda sim, n: sim.set_warning(n)),
-    "serial": Fault("on|off", "the front panel's serial mode (off: the unit ignores the line)",
-                    lambda sim, v: sim.set_serial_mode({"on": True, "off": False}[v])),
-    "precision": Fault("0.01|0.1|1", "change the temperature precision, as the front panel does",
-                       lambda sim, p: sim.set_precision(float(p))),
-    "clear": Fault("", "clear fault and warning bits", lambda sim: sim.clear()),
-}
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=5021, help="TCP port (0: any free port)")
@@ -478,22 +480,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pace requests and replies at this baud rate")
     parser.add_argument("--setpoint", type=float, default=20.0, help="initial set point in °C")
     parser.add_argument("--pty", action="store_true", help="also serve on a pseudo-terminal")
-    add_fault_arguments(parser, FAULTS)
+    add_fault_arguments(parser, ChillerSimulator)
 
 
 def run(args: argparse.Namespace) -> int:
-    stop = stop_requested()
-    sim = ChillerSimulator(
+    return ChillerSimulator(
         family=args.family, host=args.host, port=args.port, address=args.address, bus=args.bus,
-        precision=args.precision, baudrate=args.baud, setpoint=args.setpoint,
-    )
-    sim.start()
-    try:
-        print(f"{sim.family.name} chiller simulator, address {sim.address}, on {sim.url}", flush=True)
-        if args.pty:
-            print(f"  and on {sim.open_pty()}", flush=True)
-        with faults_from_command_line(sim, FAULTS, args):
-            wait_until_stopped(stop)
-    finally:
-        sim.stop()
-    return 0
+        precision=args.precision, baudrate=args.baud, setpoint=args.setpoint, pty=args.pty,
+    ).serve(args)

@@ -33,9 +33,9 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from ...server.foreground import stop_requested, wait_until_stopped
 from ...server.serial_line import LineClock
-from ...server.sim_faults import Fault, add_fault_arguments, faults_from_command_line
+from ...server.sim_faults import Fault
+from ...server.simulator import Simulator, add_fault_arguments
 from . import protocol as p
 
 FRAMERS = {"socket": FramerType.SOCKET, "rtu": FramerType.RTU}
@@ -166,9 +166,26 @@ class CompressorModel:
         }
 
 
-class CpaSimulator:
+def _code(text: str) -> int:
+    return int(text, 0)  # 0x40, 0b101 or 64
+
+
+class CpaSimulator(Simulator):
     """A CPA digital panel on ``host:port`` speaking Modbus TCP (``framer='socket'``) or RTU
     framing over TCP (``framer='rtu'``, as through a serial-to-Ethernet gateway)."""
+
+    # The compressor's own faults (beside offline/online, drop, delay, corrupt), by name.
+    FAULTS = {
+        "exception": Fault("CODE|none", "answer every request with this Modbus exception (e.g. 4); none: stop",
+                           lambda sim, c: sim.set_exception(None if c == "none" else _code(c))),
+        "warnings": Fault("MASK", "set the warning bits (e.g. 0x4); 0 clears", lambda sim, m: sim.set_warnings(_code(m))),
+        "alarms": Fault("MASK", "set alarm bits: the compressor trips (state 7)", lambda sim, m: sim.set_alarms(_code(m))),
+        "lockout": Fault("", "error lockout (state 6): starts are ignored", lambda sim: sim.lockout()),
+        "state": Fault("CODE", "show this raw operating state code", lambda sim, c: sim.force_state(_code(c))),
+        "ignore-start": Fault("[COUNT]", "acknowledge but ignore the next start write(s)",
+                              lambda sim, n="1": sim.ignore_next_start(_code(n))),
+        "clear": Fault("", "clear warnings, alarms and lockout, as at the panel", lambda sim: sim.clear_faults()),
+    }
 
     def __init__(
         self,
@@ -210,6 +227,7 @@ class CpaSimulator:
         self._registers()  # a bad model, revision or scale fails here, not at the first read
         self._exception: ExcCodes | None = None
         self._delay = 0.0
+        self._corrupt = 0  # replies still to spoil
         self._online = True
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -222,7 +240,7 @@ class CpaSimulator:
         self.port: int | None = None
 
     # -- life cycle ----------------------------------------------------------------------------
-    def start(self) -> CpaSimulator:
+    def start(self) -> "CpaSimulator":
         self._thread = threading.Thread(target=self._thread_main, name="cpa-simulator", daemon=True)
         self._thread.start()
         self._started.wait(10.0)
@@ -240,17 +258,15 @@ class CpaSimulator:
             self._loop.call_soon_threadsafe(self._stopped.set)
         thread.join(10.0)
 
-    def __enter__(self) -> CpaSimulator:
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
-
     @property
-    def url(self) -> str:
-        """The plantds Url of this simulator."""
+    def urls(self) -> list[str]:
         scheme = "tcp" if self.framer == "socket" else "rtu+tcp"
-        return f"{scheme}://{self.host}:{self.port}"
+        return [f"{scheme}://{self.host}:{self.port}"]
+
+    def banner(self) -> str:
+        unit = "any unit id" if self.unit_id is None else f"unit {self.unit_id}"
+        fmt = "CPA3" if self.cpa3 else "CPA2"
+        return f"Cryomech {self.identity['Model']} simulator ({fmt} format, {unit}) at {self.url}"
 
     def _thread_main(self) -> None:
         try:
@@ -393,6 +409,8 @@ class CpaSimulator:
                         del self._received[:-RECEIVED_KEPT]
                 if delayed and self._delay > 0:
                     await asyncio.sleep(self._delay)
+                if delayed and self._corrupt > 0:
+                    data = self._spoiled(data)
                 if line is not None:
                     await self._paced_write(dst, data, line)
                 else:
@@ -447,6 +465,21 @@ class CpaSimulator:
         if seconds < 0:
             raise ValueError(f"delay {seconds} s must be >= 0")
         self._delay = seconds
+
+    def corrupt_next(self, count: int = 1) -> None:
+        """The next ``count`` replies fail their check: RTU framing gets a wrong CRC, Modbus TCP
+        a protocol identifier that is not 0 (TCP itself has no checksum to break)."""
+        if count < 0:
+            raise ValueError(f"count {count} must be >= 0")
+        with self._lock:
+            self._corrupt += count
+
+    def _spoiled(self, reply: bytes) -> bytes:
+        with self._lock:
+            self._corrupt -= 1
+        spoiled = bytearray(reply)
+        spoiled[-1 if self.framer == "rtu" else 2] ^= 0xFF  # the CRC's high byte / MBAP protocol id
+        return bytes(spoiled)
 
     def set_exception(self, code: int | None) -> None:
         """Answer every request with Modbus exception ``code`` (e.g. 2, 4, 6); None to stop."""
@@ -535,26 +568,6 @@ class CpaSimulator:
 
 
 # -- command line: plantds simulate cpa ------------------------------------------------------------
-
-
-def _code(text: str) -> int:
-    return int(text, 0)  # 0x40, 0b101 or 64
-
-
-# The compressor's own faults (beside offline/online, drop, delay), from the command line.
-FAULTS = {
-    "exception": Fault("CODE|none", "answer every request with this Modbus exception (e.g. 4); none: stop",
-                       lambda sim, c: sim.set_exception(None if c == "none" else _code(c))),
-    "warnings": Fault("MASK", "set the warning bits (e.g. 0x4); 0 clears", lambda sim, m: sim.set_warnings(_code(m))),
-    "alarms": Fault("MASK", "set alarm bits: the compressor trips (state 7)", lambda sim, m: sim.set_alarms(_code(m))),
-    "lockout": Fault("", "error lockout (state 6): starts are ignored", lambda sim: sim.lockout()),
-    "state": Fault("CODE", "show this raw operating state code", lambda sim, c: sim.force_state(_code(c))),
-    "ignore-start": Fault("[COUNT]", "acknowledge but ignore the next start write(s)",
-                          lambda sim, n="1": sim.ignore_next_start(_code(n))),
-    "clear": Fault("", "clear warnings, alarms and lockout, as at the panel", lambda sim: sim.clear_faults()),
-}
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=5020, help="TCP port (0 = any free port)")
@@ -566,14 +579,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pressure-scale", choices=p.PRESSURE_UNITS, default="bar")
     parser.add_argument("--temperature-scale", choices=p.TEMPERATURE_UNITS, default="degC")
     parser.add_argument("--time-scale", type=float, default=1.0, help="speed up the physics")
-    add_fault_arguments(parser, FAULTS)
+    add_fault_arguments(parser, CpaSimulator)
 
 
 def run(args: argparse.Namespace) -> int:
     scale = {unit: code for code, unit in p.PRESSURE_SCALES.items()}
     tscale = {unit: code for code, unit in p.TEMPERATURE_SCALES.items()}
-    stop = stop_requested()
-    sim = CpaSimulator(
+    return CpaSimulator(
         host=args.host,
         port=args.port,
         framer="rtu" if args.rtu else "socket",
@@ -584,14 +596,7 @@ def run(args: argparse.Namespace) -> int:
         pressure_scale=scale[args.pressure_scale],
         temperature_scale=tscale[args.temperature_scale],
         time_scale=args.time_scale,
-    )
-    with sim:
-        unit = "any unit id" if args.unit is None else f"unit {args.unit}"
-        fmt = "CPA3" if args.cpa3 else "CPA2"
-        print(f"Cryomech {args.model} simulator ({fmt} format, {unit}) at {sim.url}", flush=True)
-        with faults_from_command_line(sim, FAULTS, args):
-            wait_until_stopped(stop)
-    return 0
+    ).serve(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -40,8 +40,8 @@ from typing import Callable
 
 import can
 
-from ...server.foreground import stop_requested, wait_until_stopped
-from ...server.sim_faults import Fault, add_fault_arguments, faults_from_command_line
+from ...server.sim_faults import Fault
+from ...server.simulator import Simulator, add_fault_arguments
 from ...server.tcp_server import TcpServer
 from . import elm327, protocol
 from .table import Command, load_commands
@@ -364,7 +364,7 @@ class _SocketcandSession:
     def _deliver(self, arbitration_id: int, data: bytes) -> None:
         if self._forwarding:
             stamp = f"{time.time():.6f}"
-            if self._sim.take_garble():
+            if self._sim.take_corrupt():
                 self._writer.put(f"junk< frame 1G{arbitration_id:03X} {stamp} Z{data.hex()} >< fr")
             self._writer.put(f"< frame {arbitration_id:03X} {stamp} {data.hex().upper()} >")
 
@@ -519,7 +519,7 @@ class _ElmSession:
                     break
                 if formatting and not (data and 1 <= data[0] <= 7 and len(data) > data[0]):
                     continue  # not an ISO 15765 single frame: the adapter shows nothing
-                if self._sim.take_garble():
+                if self._sim.take_corrupt():
                     self._print("18" + self._format(arbitration_id, data)[2:].replace(" ", "@"))
                 self._print(self._format(arbitration_id, data))
                 shown += 1
@@ -573,12 +573,22 @@ class _VirtualGateway:
 
 
 # ------------------------------------------------------------------------------ simulator
-class HpsuSimulator:
+class HpsuSimulator(Simulator):
     """The simulated heat pump with its gateways; use as a context manager or start()/stop().
 
     ``channel='virtual://name'`` bridges a python-can virtual channel; ``socketcand_port`` and
     ``elm_port`` (0 = any free port, None = off) open the TCP gateways on ``host``.
     """
+
+    # The heat pump's own faults (beside offline/online, drop, delay, corrupt), by name.
+    FAULTS = {
+        "error": Fault("CODE", "the heat pump's error code (0: none)", lambda sim, code: sim.set_error(int(code))),
+        "mute": Fault("NAME...", "the nodes stop answering these commands (e.g. t_hs)", lambda sim, *names: sim.mute(*names)),
+        "refuse-writes": Fault("NAME...", "the nodes ignore writes to these commands",
+                               lambda sim, *names: sim.refuse_writes(*names)),
+        "value": Fault("NAME VALUE", "set a value on the bus (e.g. t_ext -5, mode_01 heating)",
+                       lambda sim, name, value: sim.set_value(name, value)),
+    }
 
     def __init__(
         self,
@@ -616,7 +626,7 @@ class HpsuSimulator:
         self.received: collections.deque[tuple[int, bytes]] = collections.deque(
             maxlen=RECEIVED_KEPT
         )
-        self._garble = 0
+        self._corrupt = 0
         self._channel = channel
         self._socketcand_port = socketcand_port
         self._socketcand_channel = socketcand_channel
@@ -670,12 +680,6 @@ class HpsuSimulator:
             self._virtual.close()
         self.bus.detach(self._node_hears)
 
-    def __enter__(self) -> "HpsuSimulator":
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
-
     @property
     def urls(self) -> list[str]:
         """The Urls a driver can use to reach this simulator."""
@@ -687,10 +691,8 @@ class HpsuSimulator:
             urls.append(f"elm327+tcp://{self.host}:{self.elm_port}")
         return urls
 
-    @property
-    def url(self) -> str:
-        """The Urls on one line, for a banner."""
-        return ", ".join(self.urls)
+    def banner(self) -> str:
+        return "heat pump simulator: " + self.url
 
     # -- faults and model -------------------------------------------------------------------
     def set_online(self, online: bool) -> None:
@@ -720,17 +722,17 @@ class HpsuSimulator:
     def value(self, name: str) -> float | int | None:
         return self.model.value(name)
 
-    def garble(self, count: int = 1) -> None:
+    def corrupt_next(self, count: int = 1) -> None:
         """The next ``count`` frames a gateway forwards are each preceded by a malformed copy
         (socketcand: a bad message with stray bytes around it; ELM327: a garbled line)."""
         with self._lock:
-            self._garble += count
+            self._corrupt += count
 
-    def take_garble(self) -> bool:
+    def take_corrupt(self) -> bool:
         with self._lock:
-            if self._garble <= 0:
+            if self._corrupt <= 0:
                 return False
-            self._garble -= 1
+            self._corrupt -= 1
             return True
 
     def mute(self, *names: str) -> None:
@@ -809,19 +811,6 @@ class HpsuSimulator:
 
 
 # ------------------------------------------------------------------------------ CLI
-# The heat pump's own faults (beside offline/online, drop, delay), from the command line.
-FAULTS = {
-    "error": Fault("CODE", "the heat pump's error code (0: none)", lambda sim, code: sim.set_error(int(code))),
-    "garble": Fault("[COUNT]", "put a malformed frame before the next frame(s) a gateway forwards",
-                    lambda sim, n="1": sim.garble(int(n))),
-    "mute": Fault("NAME...", "the nodes stop answering these commands (e.g. t_hs)", lambda sim, *names: sim.mute(*names)),
-    "refuse-writes": Fault("NAME...", "the nodes ignore writes to these commands",
-                           lambda sim, *names: sim.refuse_writes(*names)),
-    "value": Fault("NAME VALUE", "set a value on the bus (e.g. t_ext -5, mode_01 heating)",
-                   lambda sim, name, value: sim.set_value(name, value)),
-}
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--socketcand-port", type=int, default=SOCKETCAND_PORT,
@@ -843,12 +832,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bitrate", type=int, default=0,
                         help="CAN frames take their frame time at this bit rate (the HPSU: "
                              "20000; 0 = frames cross at once)")
-    add_fault_arguments(parser, FAULTS)
+    add_fault_arguments(parser, HpsuSimulator)
 
 
 def run(args: argparse.Namespace) -> int:
-    stop = stop_requested()
-    with HpsuSimulator(
+    return HpsuSimulator(
         socketcand_port=None if args.socketcand_port < 0 else args.socketcand_port,
         elm_port=None if args.elm_port < 0 else args.elm_port,
         host=args.host,
@@ -859,9 +847,4 @@ def run(args: argparse.Namespace) -> int:
         elm_counts=not args.no_response_count,
         elm_timeout_s=args.elm_timeout_ms / 1000.0,
         bitrate=args.bitrate or None,
-    ) as sim:
-        for url in sim.urls:
-            print(f"heat pump simulator: {url}", flush=True)
-        with faults_from_command_line(sim, FAULTS, args):
-            wait_until_stopped(stop)
-    return 0
+    ).serve(args)

@@ -33,7 +33,7 @@ def sims():
         "poly": ChillerSimulator("Polystat", precision=0.1, setpoint=20.0),
         "rte": ChillerSimulator("RTE", precision=0.1, setpoint=20.0),
         "merlin": ChillerSimulator("Merlin", precision=1, setpoint=15.0),
-        "degf": ChillerSimulator("ThermoFlex", setpoint=68.0, temperature_unit="°F"),
+        "degf": ChillerSimulator("ThermoFlex", setpoint=68.0, temperature_unit="degF"),
     }
     for sim in started.values():
         sim.start()

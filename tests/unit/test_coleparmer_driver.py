@@ -65,7 +65,7 @@ def test_refresh_reports_the_family_attributes(make, family):
     assert set(values) == set(fam.parameters) | set(fam.booleans) | STATUS_KEYS
     assert values["Setpoint"] == 35.0
     assert values["UnitOn"] is True
-    assert values["Precision"] == 0.1 and values["TemperatureUnit"] == "°C"
+    assert values["Precision"] == 0.1 and values["TemperatureUnit"] == "degC"
     assert values["StatusSeverity"] is None
     assert values["HighTemperatureWarning"] == sim.value("HighTemperatureWarning")
 
@@ -447,9 +447,9 @@ def test_errors_map_to_the_shared_kinds():
 
 
 def test_reported_temperature_unit(make):
-    sim, driver = make("ThermoFlex", temperature_unit="°F", setpoint=68.0)
+    sim, driver = make("ThermoFlex", temperature_unit="degF", setpoint=68.0)
     values = driver.refresh()
-    assert values["TemperatureUnit"] == "°F" and values["Setpoint"] == 68.0
+    assert values["TemperatureUnit"] == "degF" and values["Setpoint"] == 68.0
     sim, driver = make("RTE", temperature_unit="")  # RTE qualifiers 10/20: no unit
     assert driver.refresh()["TemperatureUnit"] == ""
 

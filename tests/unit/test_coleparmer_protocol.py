@@ -131,8 +131,8 @@ def test_decode_checks_expected_lead_and_address():
 # -- values and qualifiers (§6) ----------------------------------------------------------------
 @pytest.mark.parametrize(
     "qb,decimals,unit",
-    [(0x00, 0, ""), (0x01, 0, "°C"), (0x10, 1, ""), (0x11, 1, "°C"), (0x20, 2, ""),
-     (0x21, 2, "°C"), (0x12, 1, "°F"), (0x13, 1, "L/min"), (0x3B, 3, "kPa"), (0x1E, 1, "unit 14")],
+    [(0x00, 0, ""), (0x01, 0, "degC"), (0x10, 1, ""), (0x11, 1, "degC"), (0x20, 2, ""),
+     (0x21, 2, "degC"), (0x12, 1, "degF"), (0x13, 1, "L/min"), (0x3B, 3, "kPa"), (0x1E, 1, "unit 14")],
 )
 def test_qualifiers(qb, decimals, unit):
     assert protocol.decode_qualifier(qb) == (decimals, unit)
@@ -153,7 +153,7 @@ def test_qualifier_with_impossible_precision_is_rejected():
 )
 def test_value_replies(frame, value, decimals):
     reading = protocol.decode_reading(protocol.decode_frame(bytes.fromhex(frame)).data)
-    assert (reading.value, reading.decimals, reading.unit) == (value, decimals, "°C")
+    assert (reading.value, reading.decimals, reading.unit) == (value, decimals, "degC")
 
 
 @pytest.mark.parametrize(
@@ -367,7 +367,7 @@ def test_on_off_length_is_checked():
 
 def test_on_off_reply():
     settings = protocol.decode_on_off("RTE", bytes.fromhex("01 00 01 00 00 01 00 01"))
-    assert settings["unit on"] and settings["0.01 °C"] and settings["serial comm"]
+    assert settings["unit on"] and settings["0.01 degC"] and settings["serial comm"]
     assert not settings["mute"]
     assert protocol.decode_on_off("Polystat", bytes.fromhex("00")) == {"unit on": False}
 

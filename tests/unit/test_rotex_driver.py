@@ -111,7 +111,7 @@ def test_a_malformed_message_is_skipped_and_counted_never_the_links_end(sim, dri
     driver = drivers(url_of(sim, transport))
     driver.connect()
     port = driver._link.transport()
-    sim.garble(20)
+    sim.corrupt_next(20)
     for _ in range(3):
         assert driver.refresh() == MODEL
     assert driver._link.transport() is port  # the same port: never dropped

@@ -13,9 +13,11 @@ import pytest
 
 from plantds.devices.coleparmer import simulator as chiller_sim
 from plantds.devices.coleparmer.driver import NcDriver
+from plantds.devices.cryomech import simulator as cpa_sim
 from plantds.devices.cryomech.driver import CpaDriver
 from plantds.devices.rotex import simulator as hpsu_sim
 from plantds.server import sim_faults
+from plantds.server.simulator import Simulator
 from plantds.server.links import CommError
 
 CLI = [sys.executable, "-m", "plantds.server.cli"]
@@ -86,7 +88,7 @@ def test_no_control_port_is_said_plainly():
 
 def test_chiller_faults_over_the_control_port():
     with chiller_sim.ChillerSimulator(port=0) as sim, \
-            contextlib.closing(sim_faults.ControlServer(sim, sim_faults.vocabulary(chiller_sim.FAULTS), 0)) as control:
+            contextlib.closing(sim_faults.ControlServer(sim, 0)) as control:
         driver = NcDriver(sim.url, family="Polystat", timeout=0.5, retries=0)
         try:
             driver.connect()
@@ -104,7 +106,7 @@ def test_chiller_faults_over_the_control_port():
 
 def test_heat_pump_faults_over_the_control_port():
     with hpsu_sim.HpsuSimulator(socketcand_port=0, elm_port=None) as sim, \
-            contextlib.closing(sim_faults.ControlServer(sim, sim_faults.vocabulary(hpsu_sim.FAULTS), 0)) as control:
+            contextlib.closing(sim_faults.ControlServer(sim, 0)) as control:
         assert sim_faults.send(control.address, ["error 3", "delay 0.05", "mute t_hs"]) == [
             "ok: error 3", "ok: delay 0.05", "ok: mute t_hs"]
         assert sim.value("error") == 3 and sim.latency_s == 0.05
@@ -112,12 +114,43 @@ def test_heat_pump_faults_over_the_control_port():
         assert reply.startswith("error: mute:")
 
 
-def test_every_simulator_offers_the_common_faults():
-    from plantds.devices.cryomech import simulator as cpa_sim
+def test_every_simulator_is_one_kind_with_the_common_faults():
+    for cls in (cpa_sim.CpaSimulator, chiller_sim.ChillerSimulator, hpsu_sim.HpsuSimulator):
+        assert issubclass(cls, Simulator)  # abstract methods: a missing common fault fails here
+        assert not set(sim_faults.COMMON) & set(cls.FAULTS)  # one meaning per name
+        assert set(cls.faults()) == set(sim_faults.COMMON) | set(cls.FAULTS)
 
-    for module, sim in ((cpa_sim, cpa_sim.CpaSimulator(port=0)), (chiller_sim, chiller_sim.ChillerSimulator(port=0)),
-                        (hpsu_sim, hpsu_sim.HpsuSimulator(socketcand_port=None, elm_port=None))):
-        for name in sim_faults.COMMON:
-            assert name not in module.FAULTS  # one meaning per name
-        for method in ("set_online", "drop_connections", "set_delay"):
-            assert callable(getattr(sim, method)), f"{type(sim).__name__}.{method}"
+
+@pytest.mark.parametrize("make", [
+    lambda: cpa_sim.CpaSimulator(port=0),
+    lambda: chiller_sim.ChillerSimulator(port=0),
+    lambda: hpsu_sim.HpsuSimulator(socketcand_port=0, elm_port=None),
+], ids=["cpa", "chiller", "heatpump"])
+def test_the_common_faults_by_name_on_every_simulator(make):
+    with make() as sim:
+        assert sim.fault("delay 0.25") == "delay 0.25"
+        assert sim.fault("offline") == "offline" and sim.fault("online") == "online"
+        assert sim.fault("drop") == "drop"
+        with pytest.raises(ValueError, match="unknown fault 'melt'"):
+            sim.fault("melt")
+        with pytest.raises(ValueError, match="delay: .*'-1'|must be >= 0"):
+            sim.fault("delay -1")
+        assert sim.urls and sim.url in sim.banner()
+
+
+@pytest.mark.parametrize("framer", ["socket", "rtu"])
+def test_a_corrupt_compressor_reply_is_refused_never_a_value(framer):
+    """RTU replies get a wrong CRC, Modbus TCP ones a protocol id that is not 0: the client
+    refuses the reply (a CommError for that read) and the next reply is good again."""
+    with cpa_sim.CpaSimulator(port=0, framer=framer) as sim:
+        driver = CpaDriver(sim.url, timeout=0.5, retries=0)
+        try:
+            driver.connect()
+            sim.set_warnings(0x4)
+            assert driver.refresh()["WarningCode"] == 0x4
+            sim.fault("corrupt 1")
+            with pytest.raises(CommError):
+                driver.refresh()
+            assert driver.refresh()["WarningCode"] == 0x4
+        finally:
+            driver.close()
