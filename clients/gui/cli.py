@@ -10,7 +10,7 @@ from pathlib import Path
 
 import tango
 
-from . import POLLING_MS, plant_devices
+from . import POLLING_MS, plant_devices, release_taurus
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,11 +43,15 @@ def run(args: argparse.Namespace) -> int:
     app = TaurusApplication(sys.argv[:1], cmd_line_parser=None)
     window = PlantWindow(devices)
     window.show()
-    if not args.snapshot:
-        return app.exec_()
-    for path in snapshot(app, window, args.snapshot, args.timeout):
-        print(path, flush=True)
-    return 0
+    try:
+        if not args.snapshot:
+            return app.exec_()
+        for path in snapshot(app, window, args.snapshot, args.timeout):
+            print(path, flush=True)
+        return 0
+    finally:
+        window.close()
+        release_taurus()
 
 
 def snapshot(app, window, folder: Path, timeout: float) -> list[Path]:

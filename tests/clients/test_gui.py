@@ -13,7 +13,7 @@ os.environ["QT_QPA_PLATFORM"] = "offscreen"
 for module in ("taurus", "PyQt5", "lxml", "taurus_pyqtgraph"):
     pytest.importorskip(module, reason="the [gui] extra (taurus, PyQt5, lxml, taurus_pyqtgraph) is not installed")
 
-from plantds.gui import plant_devices  # noqa: E402
+from plantds.gui import plant_devices, release_taurus  # noqa: E402
 from plantds.gui.cli import process_until  # noqa: E402
 
 PLANT = ["plant/compressor/1", "plant/chiller/1", "plant/heatpump/1"]
@@ -38,6 +38,7 @@ def window(plant):
         assert process_until(app, panel.filled, 30), f"{panel.device}: {panel.value_texts()}"
     yield app, win
     win.close()
+    release_taurus()  # while the plant still runs; see its docstring
 
 
 def test_devices_are_found_by_class(plant):
