@@ -158,6 +158,10 @@ class PlantDevice(Device):
             self._attributes: dict[str, bool] = {}  # name → writable; fixed at server start
         self._published: tuple[Any, ...] = ()  # (snapshot, comm, stale) last pushed
         self._published_result = ""
+        # What each attribute's last events carried: a snapshot republished after a job (it
+        # learned another key) pushes only what changed, so a client never gets a reading again
+        # with its old time stamp, as if it had just come late.
+        self._pushed: dict[str, tuple[Any, float, AttrQuality]] = {}
         self._write_values: dict[str, Any] = {}
         self.set_state(DevState.INIT)
         self.set_status("Connecting to the instrument")
@@ -479,9 +483,10 @@ class PlantDevice(Device):
         for name, writable in self._attributes.items():
             attr = multi.get_attr_by_name(name)
             value, stamp, quality = self._reading(attr)
-            if push:
+            if push and not _same_reading(self._pushed.get(name), (value, stamp, quality)):
                 self.push_change_event(name, value, stamp, quality)
                 self.push_archive_event(name, value, stamp, quality)
+                self._pushed[name] = (value, stamp, quality)
             # The write value first: a polling-thread read in between, and the buffer entry
             # below, must both carry the instrument's set value, never the previous one.
             if writable and quality is AttrQuality.ATTR_VALID and self._write_values.get(name) != value:
@@ -633,3 +638,13 @@ def _number(text: str, default: float) -> float:
         return float(text)
     except (TypeError, ValueError):  # "Not specified"
         return default
+
+
+def _same_reading(last: tuple[Any, float, AttrQuality] | None, now: tuple[Any, float, AttrQuality]) -> bool:
+    """The same value, time stamp and quality (spectra compared element by element)."""
+    if last is None or last[1:] != now[1:]:
+        return False
+    try:
+        return bool(last[0] == now[0])
+    except ValueError:  # numpy arrays: == is element-wise
+        return list(last[0]) == list(now[0])
