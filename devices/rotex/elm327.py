@@ -34,11 +34,11 @@ PROMPT_MARGIN_S = 1.0
 # A reply window that never closes (frames from the filtered node keep arriving within the
 # adapter's timeout on a very busy bus) is given up after this long.
 MAX_EXCHANGE_S = 10.0
-READ_SLICE_S = 0.05
-# Reads sent with the response count 1 before one that listens through the whole reply window:
-# on a bus where other stations keep the node busy, a window stays open as long as the node
-# keeps answering them (0.6 s measured beside a second client refreshing the same node).
-COUNTED_ATTEMPTS = 3  # serial read granularity; a read returns as soon as a byte arrives
+READ_SLICE_S = 0.05  # serial read granularity; a read returns as soon as a byte arrives
+# Reads sent with a response count before one that listens through the whole reply window: on
+# a bus where other stations keep the node busy, a window stays open as long as the node keeps
+# answering them (0.6 s measured beside a second client refreshing the same node).
+COUNTED_ATTEMPTS = 3
 
 # Set-up (docs/rotex-hpsu-can.md §7): the bitrate lives in programmable parameter 2F as a divisor of
 # 500 kbit/s (0x19 = 25 → 20 kbit/s) for protocol C; PPs only take effect after a reset.
@@ -242,9 +242,10 @@ class Elm327Port:
     exchange). The filter passes every frame of the node, so when that first frame is the
     node's reply to someone else, the read is sent again with a count one more than the frames
     that came ahead of the reply, and after ``COUNTED_ATTEMPTS`` such tries without a count:
-    the adapter then shows everything until its window closes. A write expects no reply: it goes out with responses off
-    (``AT R0``), so the adapter prompts as soon as the frame is on the bus. An adapter that
-    answers ``?`` to either (a clone older than v1.3) is used without it.
+    the adapter then shows everything until its window closes. A write expects no reply: it
+    goes out with responses off (``AT R0``), so the adapter prompts as soon as the frame is on
+    the bus. An adapter that answers ``?`` to either (a clone older than v1.3) is used without
+    it from then on.
     """
 
     def __init__(self, serial, name: str):
@@ -291,7 +292,9 @@ class Elm327Port:
             return None
         self._set_responses(True)
         count = 1
-        for _ in range(COUNTED_ATTEMPTS if self._counts else 0):
+        for _ in range(COUNTED_ATTEMPTS):
+            if not self._counts:  # this adapter refused a count (possibly just now)
+                break
             reply, shown = self._exchange(payload_line(data, count), timeout, observe, is_reply)
             if reply is not None or not shown:
                 return reply

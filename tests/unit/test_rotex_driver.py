@@ -335,6 +335,26 @@ def test_an_elm327_without_response_counts_still_reads_and_writes(sim, drivers):
     assert driver.counters.failed_reads == 0
 
 
+def test_a_pre_v13_clone_is_noticed_on_a_first_read_that_goes_unanswered(drivers):
+    """The very first read finds out the adapter takes no response count. If that read then
+    goes unanswered while the node talks to others, the port must not send a count again (the
+    clone answers '?', which fails the link)."""
+    sim = start_sim(elm_counts=False)  # mimic: the node's own frame comes in every window
+    try:
+        sim.mute("t_hs")
+        cmd = sim.commands["t_hs"]
+        port = opener(url_of(sim, "elm327"), sim.model.nodes).open()
+        try:
+            heard: list[tuple[int, bytes]] = []
+            reply = port.transact(OWN_ID, cmd.node, protocol.encode_read(cmd), REPLY_TIMEOUT_S,
+                                  lambda *_: False, lambda *frame: heard.append(frame))
+            assert reply is None and heard  # unanswered, the node's other frames observed
+        finally:
+            port.close()
+    finally:
+        sim.stop()
+
+
 def test_configuration_errors_are_named_up_front():
     with pytest.raises(ValueError, match="unknown scheme"):
         HpsuDriver("can://can0")
