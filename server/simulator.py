@@ -2,13 +2,14 @@
 
 A simulator is started and stopped (or used as a context manager), is reached at its Urls, and
 takes faults one way for the three instruments: the common ones (offline/online, drop, delay,
-corrupt) every simulator implements, plus its own ``FAULTS`` table (warning bits, error codes, corrupt
-replies, …), all applied by name from a line of text (:meth:`Simulator.fault`), from the command
+corrupt) every simulator implements, plus its own ``FAULTS`` table (warning bits, error codes,
+lockout, …), all applied by name from a line of text (:meth:`Simulator.fault`), from the command
 line at start (``--fault``) or at run time over its control port (``plantds fault``). Their
 shared parts live beside this: :mod:`.tcp_server` (TCP serving), :mod:`.serial_line` (byte
 pacing at a baud rate), :mod:`.sim_faults` (the fault vocabulary and control port).
 
-Each instrument's simulator module offers ``add_arguments(parser)`` and ``run(args)`` for
+Each instrument's simulator module offers ``add_arguments(parser)`` (with
+``sim_faults.add_fault_arguments(parser, TheSimulator.faults())``) and ``run(args)`` for
 ``plantds simulate``; ``run`` builds the simulator and calls :meth:`Simulator.serve`.
 """
 
@@ -98,8 +99,3 @@ class Simulator(abc.ABC):
             with sim_faults.faults_from_command_line(self, args):
                 wait_until_stopped(stop)
         return 0
-
-
-def add_fault_arguments(parser: argparse.ArgumentParser, simulator: type[Simulator]) -> None:
-    """``--fault`` and ``--control-port`` for ``plantds simulate <instrument>``."""
-    sim_faults.add_fault_arguments(parser, simulator.faults())

@@ -27,8 +27,8 @@ import tty
 from typing import Callable
 
 from ...server.serial_line import LineClock
-from ...server.sim_faults import Fault
-from ...server.simulator import Simulator, add_fault_arguments
+from ...server.sim_faults import Fault, add_fault_arguments
+from ...server.simulator import Simulator
 from ...server.tcp_server import TcpServer
 from . import protocol
 
@@ -480,7 +480,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pace requests and replies at this baud rate")
     parser.add_argument("--setpoint", type=float, default=20.0, help="initial set point in °C")
     parser.add_argument("--pty", action="store_true", help="also serve on a pseudo-terminal")
-    add_fault_arguments(parser, ChillerSimulator)
+    add_fault_arguments(parser, ChillerSimulator.faults())
 
 
 def run(args: argparse.Namespace) -> int:

@@ -34,8 +34,8 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from ...server.serial_line import LineClock
-from ...server.sim_faults import Fault
-from ...server.simulator import Simulator, add_fault_arguments
+from ...server.sim_faults import Fault, add_fault_arguments
+from ...server.simulator import Simulator
 from . import protocol as p
 
 FRAMERS = {"socket": FramerType.SOCKET, "rtu": FramerType.RTU}
@@ -409,7 +409,7 @@ class CpaSimulator(Simulator):
                         del self._received[:-RECEIVED_KEPT]
                 if delayed and self._delay > 0:
                     await asyncio.sleep(self._delay)
-                if delayed and self._corrupt > 0:
+                if delayed:
                     data = self._spoiled(data)
                 if line is not None:
                     await self._paced_write(dst, data, line)
@@ -475,7 +475,11 @@ class CpaSimulator(Simulator):
             self._corrupt += count
 
     def _spoiled(self, reply: bytes) -> bytes:
+        """The reply as it goes out: spoiled while ``corrupt_next`` has some left (taken under
+        the lock, so two connections never spend the same one)."""
         with self._lock:
+            if self._corrupt <= 0:
+                return reply
             self._corrupt -= 1
         spoiled = bytearray(reply)
         spoiled[-1 if self.framer == "rtu" else 2] ^= 0xFF  # the CRC's high byte / MBAP protocol id
@@ -579,7 +583,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pressure-scale", choices=p.PRESSURE_UNITS, default="bar")
     parser.add_argument("--temperature-scale", choices=p.TEMPERATURE_UNITS, default="degC")
     parser.add_argument("--time-scale", type=float, default=1.0, help="speed up the physics")
-    add_fault_arguments(parser, CpaSimulator)
+    add_fault_arguments(parser, CpaSimulator.faults())
 
 
 def run(args: argparse.Namespace) -> int:

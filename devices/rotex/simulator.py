@@ -40,8 +40,8 @@ from typing import Callable
 
 import can
 
-from ...server.sim_faults import Fault
-from ...server.simulator import Simulator, add_fault_arguments
+from ...server.sim_faults import Fault, add_fault_arguments
+from ...server.simulator import Simulator
 from ...server.tcp_server import TcpServer
 from . import elm327, protocol
 from .table import Command, load_commands
@@ -832,7 +832,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bitrate", type=int, default=0,
                         help="CAN frames take their frame time at this bit rate (the HPSU: "
                              "20000; 0 = frames cross at once)")
-    add_fault_arguments(parser, HpsuSimulator)
+    add_fault_arguments(parser, HpsuSimulator.faults())
 
 
 def run(args: argparse.Namespace) -> int:
